@@ -452,13 +452,16 @@ def train(
     from caloforge.training.loop import TrainingSettings
     from caloforge.training.loop import train as run_train
 
-    settings = TrainingSettings(
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        checkpoint_every=checkpoint_every,
-        eval_every=eval_every,
-    )
+    # On --resume the checkpoint's settings hold; only a new total of steps may be given.
+    settings = None
+    if not resume:
+        settings = TrainingSettings(
+            steps=20_000 if steps is None else steps,
+            batch_size=batch_size,
+            seed=seed,
+            checkpoint_every=checkpoint_every,
+            eval_every=eval_every,
+        )
     with _progress(f"train {family}", "steps") as update:
         result = run_train(
             family,
@@ -467,6 +470,7 @@ def train(
             settings=settings,
             model_options=_options(option or []),
             resume=resume,
+            steps=steps if resume else None,
             overwrite=overwrite,
             max_time=None if max_time is None else 60 * max_time,
             progress=lambda step, total, _: update(step, total),

@@ -87,3 +87,13 @@ def test_a_finished_training_can_be_extended(tmp_path, lhcb_like):
     result = train("wgan-gp-lhcb", lhcb_like, out, resume=True, steps=5)
     assert result.complete and result.step == 5
     assert json.loads((out / "config.json").read_text())["training"]["settings"]["steps"] == 5
+
+
+def test_cli_stops_on_max_time_and_resumes(tmp_path, lhcb_like, cli):
+    out = tmp_path / "m"
+    options = [f"-o{key}={value}" for key, value in TINY_WGAN.items()]
+    args = ["train", "wgan-gp-lhcb", "--data", str(lhcb_like), "--out", str(out)]
+    code, stdout, _ = cli(*args, "--steps", "4", "--batch-size", "32", "--max-time", "0", *options)
+    assert code == 0 and "continue with --resume" in stdout
+    code, stdout, _ = cli(*args, "--resume")
+    assert code == 0 and "step 4/4 (done)" in stdout
