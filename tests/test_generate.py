@@ -104,3 +104,12 @@ def test_cli_batch_size_error(cli, tmp_path, tiny_model):
     )
     assert code == 1 and "batch size must be positive" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_cli_logs_progress_lines_when_not_on_a_terminal(cli, tmp_path, tiny_model):
+    # capsys is not a terminal, as a batch job's log is not: plain lines replace the bar.
+    out = tmp_path / "g.h5"
+    args = ("generate", str(tiny_model), "--n", "40", "--source", "lhcb", "--out", str(out))
+    code, _, stderr = cli(*args, "--batch-size", "16", "--seed", "1")
+    assert code == 0 and len(ShowerFile(out)) == 40
+    assert "generate: 40/40 showers" in stderr.splitlines()[-1]

@@ -7,6 +7,7 @@ what was done kept and exit status 130. Heavy libraries load inside the commands
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,8 +66,13 @@ def main(argv: list[str] | None = None) -> None:
 def _progress(description: str, unit: str):
     """A rich progress bar, shown from the first update on (so that errors come alone).
 
-    Yields a callback ``update(done, total)``.
+    Where stderr is not a terminal (a batch job's log, ``nohup``), a plain line every
+    ``_LOG_EVERY_S`` seconds and at the end stands in for the bar. Yields a callback
+    ``update(done, total)``.
     """
+    if not err.is_terminal:
+        yield _progress_lines(description, unit)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -107,6 +113,30 @@ def _progress(description: str, unit: str):
     finally:
         if task is not None:
             bar.stop()
+
+
+_LOG_EVERY_S = 30.0
+
+
+def _progress_lines(description: str, unit: str):
+    """``update(done, total)`` that prints ``description: done/total, rate, ETA`` lines."""
+    start: tuple[int, float] | None = None
+    last = -float("inf")
+
+    def update(done: int, total: int) -> None:
+        nonlocal start, last
+        now = time.monotonic()
+        if start is None:
+            start = (done, now)  # a resumed run's rate counts from what it found done
+        if now - last < _LOG_EVERY_S and done < total:
+            return
+        last = now
+        rate = (done - start[0]) / (now - start[1]) if now > start[1] else 0.0
+        eta = f", ETA {(total - done) / rate / 60:.1f} min" if rate > 0 and done < total else ""
+        line = f"{description}: {done}/{total} {unit}, {rate:,.1f} {unit}/s{eta}"
+        err.print(line, highlight=False)
+
+    return update
 
 
 # ---------------------------------------------------------------------------------- detectors
