@@ -119,22 +119,26 @@ _LOG_EVERY_S = 30.0
 
 
 def _progress_lines(description: str, unit: str):
-    """``update(done, total)`` that prints ``description: done/total, rate, ETA`` lines."""
-    start: tuple[int, float] | None = None
-    last = -float("inf")
+    """``update(done, total)`` that prints ``description: done/total, rate, ETA`` lines.
+
+    The rate is that of the last interval, so that a run's phases (a fast pretraining, say)
+    do not skew the ETA.
+    """
+    last: tuple[int, float] | None = None
 
     def update(done: int, total: int) -> None:
-        nonlocal start, last
+        nonlocal last
         now = time.monotonic()
-        if start is None:
-            start = (done, now)  # a resumed run's rate counts from what it found done
-        if now - last < _LOG_EVERY_S and done < total:
+        if last is not None and now - last[1] < _LOG_EVERY_S and done < total:
             return
-        last = now
-        rate = (done - start[0]) / (now - start[1]) if now > start[1] else 0.0
-        eta = f", ETA {(total - done) / rate / 60:.1f} min" if rate > 0 and done < total else ""
-        line = f"{description}: {done}/{total} {unit}, {rate:,.1f} {unit}/s{eta}"
+        line = f"{description}: {done}/{total} {unit}"
+        if last is not None and now > last[1]:
+            rate = (done - last[0]) / (now - last[1])
+            line += f", {rate:,.1f} {unit}/s"
+            if rate > 0 and done < total:
+                line += f", ETA {(total - done) / rate / 60:.1f} min"
         err.print(line, highlight=False)
+        last = (done, now)
 
     return update
 

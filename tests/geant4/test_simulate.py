@@ -105,6 +105,23 @@ def test_resume_continues_without_duplicates(tmp_path, lhcb_run):
     assert np.array_equal(ShowerFile(path).read().showers, ShowerFile(lhcb_run).read().showers)
 
 
+def test_interrupted_parallel_run_keeps_its_events_and_resumes(tmp_path, lhcb_run):
+    path = tmp_path / "cut.h5"
+    det = load_detector("lhcb-ecal")
+
+    def interrupt(done: int, total: int) -> None:
+        if done >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        simulate(det, LHCB_1GEV, 12, path, seed=7, jobs=2, chunk_size=3, progress=interrupt)
+    kept = ShowerFile(partial_path(path))
+    assert not path.exists() and 6 <= len(kept) < 12
+    result = simulate(det, LHCB_1GEV, 12, path, seed=7, jobs=2, chunk_size=3, resume=True)
+    assert result.complete and result.n_new == 12 - len(kept)
+    assert np.array_equal(ShowerFile(path).read().showers, ShowerFile(lhcb_run).read().showers)
+
+
 def test_shards_merge_into_the_unsharded_run(tmp_path, lhcb_run):
     det = load_detector("lhcb-ecal")
     shards = []

@@ -260,6 +260,7 @@ def _run_workers(
     ready: dict[int, ShowerBatch] = {}
     next_start = start
     queue = list(reversed(ranges))
+    finished_all = False
     try:
         while queue or pending:
             while queue and len(pending) < 2 * jobs:
@@ -275,12 +276,15 @@ def _run_workers(
                 next_start += len(batch)
                 if progress is not None:
                     progress(writer.n_committed, planned)
+        finished_all = True
     finally:
-        # On an error or Ctrl-C, stop the workers now rather than let them finish their chunks.
-        processes = list((pool._processes or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
+        if not finished_all:
+            # An error or Ctrl-C: stop the workers now rather than let them finish their chunks.
+            for process in list((pool._processes or {}).values()):
+                process.terminate()
+        # Always join the pool's manager thread here: left running, it races the interpreter's
+        # exit hook, which then prints a traceback about a closed pipe.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _SPEC: _RunSpec | None = None
