@@ -5,6 +5,7 @@ import torch
 from caloforge.data.transforms import (
     BoxCox,
     Chain,
+    EnergyFraction,
     Identity,
     Log,
     Log1p,
@@ -35,7 +36,9 @@ CASES = {
     "standardize": lambda: Standardize(),
     "standardize_global": lambda: Standardize(per_feature=False),
     "logit_fraction": lambda: LogitFraction(alpha=1e-6),
+    "energy_fraction": lambda: EnergyFraction(),
     "chain": lambda: Chain([BoxCox(shift=1e-2), Standardize()]),
+    "fraction_chain": lambda: Chain([EnergyFraction(), BoxCox(shift=1e-6), Standardize()]),
 }
 
 

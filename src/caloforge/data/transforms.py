@@ -28,6 +28,7 @@ from caloforge.errors import CaloforgeError
 __all__ = [
     "BoxCox",
     "Chain",
+    "EnergyFraction",
     "Identity",
     "Log",
     "Log1p",
@@ -268,6 +269,29 @@ class Standardize(Transform):
 
     def params(self):
         return {"mean": self.mean, "std": self.std, "per_feature": self.per_feature}
+
+
+class EnergyFraction(Transform):
+    """y = x / E_inc: cell energies as fractions of the incident energy.
+
+    The energy scale then lives in the transform, not in the network, which need only learn
+    the shower's shape and sampling fluctuations: a sampling calorimeter's fractions barely
+    change over two decades of energy.
+    """
+
+    name = "energy_fraction"
+
+    def forward(self, x, energy=None):
+        return x / self._energy(energy)
+
+    def inverse(self, y, energy=None):
+        return y * self._energy(energy)
+
+    @staticmethod
+    def _energy(energy):
+        if energy is None:
+            raise CaloforgeError("energy fractions need the incident energies")
+        return energy
 
 
 class LogitFraction(Transform):

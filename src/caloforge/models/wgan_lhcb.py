@@ -4,8 +4,15 @@ Generator: noise (512) and the particle's (px, py, pz, x, y) → dense → 256×
 convolutions to 128×8×8, 64×16×16, 32×32×32 (ReLU) → one channel, cropped to the detector's
 ny × nx image. Critic: the reverse, with LeakyReLU, the conditions joined after the convolutions.
 Training: Wasserstein loss with gradient penalty (λ = 10) and ``n_critic`` = 5 critic updates
-per generator update, Adam with the learning rate and betas (0, 0.9) of Gulrajani et al.; cell
-energies Box-Cox transformed then standardised with one scale for all cells.
+per generator update, Adam with the learning rate and betas (0, 0.9) of Gulrajani et al.; the
+critic sees cell energies as fractions of the incident energy, Box-Cox transformed then
+standardised with one scale for all cells.
+
+One departure from the seed, for training in hours on a CPU rather than days on a GPU: the
+generator's image is a softmax over the cells (the shower's shape) times a visible energy
+fraction drawn by a second head around the training data's mean, so a shower's total energy is
+in scale from the first step and the networks spend their updates on shape and fluctuations.
+With the seed's raw output and 2000 generator updates, E_tot/E_inc came out wrong by factors.
 
 Conditioning goes through a regressor with the critic's convolutional trunk, pretrained for the
 first ``regressor_steps`` steps to predict the conditions from real showers and then frozen. The
@@ -28,7 +35,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from caloforge.data.transforms import BoxCox, Chain, Standardize, Transform
+from caloforge.data.transforms import BoxCox, Chain, EnergyFraction, Standardize, Transform
 from caloforge.detectors import CartesianBinning
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
@@ -51,7 +58,12 @@ class LHCbWGANConfig(ModelConfig):
     regressor_steps: int = Field(default=1000, ge=0)
     regressor_lr: float = Field(default=1e-3, gt=0)
     regressor_weight: float = Field(default=1.0, ge=0)
-    boxcox_shift: float = Field(default=0.01, gt=0, description="MeV added before Box-Cox")
+    boxcox_shift: float = Field(
+        default=1e-6, gt=0, description="energy fraction added before Box-Cox (0.01 MeV at 10 GeV)"
+    )
+    visible_fraction: tuple[float, float] | None = Field(
+        default=None, description="mean and std of E_visible/E_inc in the training data (fitted)"
+    )
 
 
 def _trunk(channels: tuple[int, int, int, int]) -> nn.Sequential:
@@ -75,6 +87,9 @@ class Generator(nn.Module):
         super().__init__()
         c0, c1, c2, c3 = channels
         self.dense = nn.Linear(latent + n_conditions, c0 * 16)
+        self.fraction = nn.Sequential(nn.ReLU(), nn.Linear(c0 * 16, 1))
+        nn.init.zeros_(self.fraction[1].weight)  # start at the mean visible fraction
+        nn.init.zeros_(self.fraction[1].bias)
         self.c0 = c0
         self.up = nn.Sequential(
             nn.ReLU(),
@@ -87,9 +102,12 @@ class Generator(nn.Module):
             nn.Conv2d(c3, 1, 3, 1, 1),
         )
 
-    def forward(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        h = self.dense(torch.cat([noise, conditions], dim=1)).view(-1, self.c0, 4, 4)
-        return self.up(h)
+    def forward(
+        self, noise: torch.Tensor, conditions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1×32×32 logits of the shower's shape, (N, 1) visible-fraction deviation)."""
+        h = self.dense(torch.cat([noise, conditions], dim=1))
+        return self.up(h.view(-1, self.c0, 4, 4)), self.fraction(h)
 
 
 class Critic(nn.Module):
@@ -135,9 +153,21 @@ class LHCbWGAN(GenerativeModel):
         self._empty: float | None = None
 
     @classmethod
+    def create(cls, config, showers, energy, conditions) -> LHCbWGAN:
+        ratio = showers.sum(axis=1) / energy.reshape(-1)
+        fraction = (float(ratio.mean()), float(ratio.std()))
+        return super().create(
+            config.model_copy(update={"visible_fraction": fraction}), showers, energy, conditions
+        )
+
+    @classmethod
     def default_transforms(cls, config: LHCbWGANConfig) -> tuple[Transform, Transform]:
-        # One scale for all cells keeps the image's shape; per-condition scales for (p, x).
-        shower = Chain([BoxCox(shift=config.boxcox_shift), Standardize(per_feature=False)])
+        # Box-Cox (the seed's) of the fractions of the incident energy, which the generator
+        # makes (see the module's docstring). One scale for all cells keeps the image's shape;
+        # per-condition scales for (p, x).
+        shower = Chain(
+            [EnergyFraction(), BoxCox(shift=config.boxcox_shift), Standardize(per_feature=False)]
+        )
         return shower, Standardize()
 
     @property
@@ -158,8 +188,22 @@ class LHCbWGAN(GenerativeModel):
         )
         return image
 
+    def _fractions(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        """(N, cells) fractions of the incident energy from noise and transformed conditions."""
+        if self.config.visible_fraction is None:
+            raise CaloforgeError("the model's visible fraction was never fitted")
+        mean, std = self.config.visible_fraction
+        logits, deviation = self.generator(noise, conditions)
+        shape = torch.softmax(self._crop(logits), dim=1)
+        return shape * (mean * torch.exp(deviation * (std / mean)))
+
     def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self._crop(self.generator(noise, conditions))
+        # The chain after its EnergyFraction step: Box-Cox and standardisation of fractions.
+        return Chain(self.shower_transform.steps[1:]).forward(self._fractions(noise, conditions))
+
+    def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        c = self.condition_transform.forward(conditions)
+        return self._fractions(noise, c) * self.energy_of(conditions)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
