@@ -40,6 +40,7 @@ def test_metrics_contract_and_determinism(pair, tmp_path):
         assert key in a.metrics
     assert set(a.metrics["separation_power"]) == set(a.metrics["observables"])
     assert "asym_long" in a.metrics["observables"]  # the LHCb cluster observables
+    assert isinstance(a.metrics["histogram_bins"], int) and a.metrics["histogram_bins"] > 1
     path = write_metrics(a, tmp_path / "one")
     b = evaluate(gen, ref, seed=3, quick=True, allow_condition_mismatch=True)
     assert path.read_text() == write_metrics(b, tmp_path / "two").read_text()

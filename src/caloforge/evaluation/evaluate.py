@@ -284,7 +284,7 @@ def compare(
         )
 
     say("bins")
-    bins = _binned(ref, gen, names)
+    per_bin = _binned(ref, gen, names)
     metrics = {
         "n_generated": len(gen),
         "n_reference": len(ref),
@@ -312,7 +312,7 @@ def compare(
             "ks_p_values": check.p_values,
             "p_min_corrected": check.p_min,
         },
-        "bins": bins,
+        "bins": per_bin,
         "notes": notes,
         "detector": detector.name,
         "provenance": {"generated": gen.provenance, "reference": ref.provenance},
