@@ -5,7 +5,7 @@ resident memory (ru_maxrss) and wall time. With the default 1 000 000 lhcb-ecal 
 peak must stay well under 2 GB, however large the output file.
 
 Usage: python benchmarks/generate_memory.py [--model lhcb-ecal-wgan] [--n 1000000]
-       [--batch-size 10000] [--backend onnx]
+       [--batch-size 1000] [--backend onnx]
 Prints one line and one JSON line. Never run as a test.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,16 +26,17 @@ def main() -> None:
     parser.add_argument("--model", default="lhcb-ecal-wgan")
     parser.add_argument("--source", default="lhcb")
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--backend", default="onnx")
     args = parser.parse_args()
-    caloforge = shutil.which("caloforge")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "generated.h5"
         started = time.perf_counter()
         subprocess.run(
             [
-                caloforge,
+                sys.executable,  # this interpreter's caloforge, venv activated or not
+                "-m",
+                "caloforge",
                 "generate",
                 args.model,
                 "--n",

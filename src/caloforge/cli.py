@@ -526,7 +526,7 @@ def generate(
     ] = None,
     n: Annotated[int | None, typer.Option("--n", help="Showers to draw from --source.")] = None,
     source: Annotated[str | None, typer.Option(help="Source preset for --n.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Showers per batch.")] = 10_000,
+    batch_size: Annotated[int, typer.Option(help="Showers per batch.")] = 1000,
     seed: Seed = 0,
     backend: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted file.")] = False,

@@ -115,7 +115,7 @@ def generate(
     conditions_from: str | Path | None = None,
     n: int | None = None,
     source=None,
-    batch_size: int = 10_000,
+    batch_size: int = 1000,
     seed: int = 0,
     backend: str = "torch",
     overwrite: bool = False,
