@@ -12,6 +12,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path, tiny_model):
     for name in ("geant4.h5", "generated.h5", "metrics.json", "report.html"):
         assert (tmp_path / "demo" / name).exists()
     assert result.geant4_ms_per_shower > 0 and result.model_ms_per_shower > 0
+    assert result.model_batch == 64  # n_timing below one batch of 1000: timed as one batch
     assert result.speedup == result.geant4_ms_per_shower / result.model_ms_per_shower
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert metrics["n_reference"] == metrics["n_generated"] == 24

@@ -694,7 +694,7 @@ def demo(
     table = Table("speed", "ms/shower", title="speed (this machine)")
     table.add_row("Geant4 (one core, lhcb-ecal, LHCb source)", f"{result.geant4_ms_per_shower:.1f}")
     table.add_row(
-        f"model ({result.model_backend}, batch {result.n_timing})",
+        f"model ({result.model_backend}, batches of {result.model_batch})",
         f"{result.model_ms_per_shower:.4f}",
     )
     table.add_row("speed-up", f"{result.speedup:,.0f}x")
