@@ -58,7 +58,7 @@ def demo(
     from caloforge.evaluation.evaluate import evaluate, write_metrics
     from caloforge.evaluation.report import write_report
     from caloforge.geant4.run import simulate
-    from caloforge.generate import generate
+    from caloforge.generate import DEFAULT_BATCH_SIZE, generate
     from caloforge.sources import load_source
 
     say = stage or (lambda _: None)
@@ -96,7 +96,7 @@ def demo(
 
     say(f"3/4 model: timing {n_timing} more showers")
     # Batches of generate's default size, repeated until n_timing showers are timed.
-    batch = min(n_timing, 1000)
+    batch = min(n_timing, DEFAULT_BATCH_SIZE)
     timing = bench(
         model,
         backends=("torch", "onnx"),

@@ -27,7 +27,10 @@ from caloforge.data.showerfile import (
 )
 from caloforge.errors import CaloforgeError
 
-__all__ = ["BACKENDS", "GenerationResult", "batch_generator", "generate"]
+__all__ = ["BACKENDS", "DEFAULT_BATCH_SIZE", "GenerationResult", "batch_generator", "generate"]
+
+DEFAULT_BATCH_SIZE = 1000
+"""Showers per batch: on a 2-core CPU as fast as 10 000, with a tenth of the activation memory."""
 
 BACKENDS = ("torch", "onnx")
 
@@ -115,7 +118,7 @@ def generate(
     conditions_from: str | Path | None = None,
     n: int | None = None,
     source=None,
-    batch_size: int = 1000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     backend: str = "torch",
     overwrite: bool = False,

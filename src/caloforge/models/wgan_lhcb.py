@@ -198,8 +198,9 @@ class LHCbWGAN(GenerativeModel):
         return shape * (mean * torch.exp(deviation * (std / mean)))
 
     def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        # The chain after its EnergyFraction step: Box-Cox and standardisation of fractions.
-        return Chain(self.shower_transform.steps[1:]).forward(self._fractions(noise, conditions))
+        # Fractions are showers of a 1 MeV particle: the shower transform as it is takes them.
+        fractions = self._fractions(noise, conditions)
+        return self.shower_transform.forward(fractions, torch.ones(len(fractions), 1))
 
     def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         c = self.condition_transform.forward(conditions)
