@@ -68,6 +68,7 @@ TINY_WGAN = {
     "critic_channels": [4, 8, 8, 16],
     "n_critic": 2,
     "regressor_steps": 2,
+    "profile_fit_steps": 20,
 }
 """A WGAN small enough to train a few steps in a second."""
 

@@ -5,12 +5,13 @@ import onnx
 import pytest
 import torch
 
+from caloforge.data.showerfile import ShowerFile
 from caloforge.errors import CaloforgeError
 from caloforge.export.onnx import OPSET, OnnxSampler, export_onnx, metadata_path
 from caloforge.models import load_model
 
 
-def test_onnx_matches_torch(tmp_path, tiny_model):
+def test_onnx_matches_torch(tmp_path, tiny_model, lhcb_like):
     model = load_model(tiny_model)
     path = export_onnx(model, tmp_path / "model.onnx")
     graph = onnx.load(path)
@@ -19,9 +20,9 @@ def test_onnx_matches_torch(tmp_path, tiny_model):
     assert [i.name for i in graph.graph.input] == ["noise", "conditions"]
     sampler = OnnxSampler(path)
     rng = np.random.default_rng(0)
-    low, high = zip(*(model.config.condition_range[c] for c in model.config.conditions))
+    source = ShowerFile(lhcb_like).read().conditions.astype(np.float32)
     for batch in (1, 7, 300):  # the batch axis is dynamic
-        conditions = rng.uniform(low, high, (batch, len(low))).astype(np.float32)
+        conditions = source[rng.choice(len(source), batch)]
         noise = rng.normal(size=(batch, model.latent_dim)).astype(np.float32)
         with torch.inference_mode():
             expected = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import torch
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import families, get_family, load_model
-from caloforge.models.wgan_lhcb import LHCbWGAN, LHCbWGANConfig
+from caloforge.models.wgan_lhcb import LateralProfile, LHCbWGAN, LHCbWGANConfig, _fit_resolution
 from tests.conftest import TINY_WGAN
 
 CONDITIONS = ("px", "py", "pz", "x", "y")
@@ -77,7 +79,7 @@ def test_train_step_changes_the_networks(rng):
     losses = model.train_step([batch, batch], optimizers, torch.Generator().manual_seed(0), 5)
     assert {"wasserstein", "gradient_penalty", "generator_regression"} <= set(losses)
     after = model.state_dict()
-    assert not torch.equal(before["generator.dense.weight"], after["generator.dense.weight"])
+    assert not torch.equal(before["generator.out.2.weight"], after["generator.out.2.weight"])
     assert not torch.equal(before["critic.head.2.weight"], after["critic.head.2.weight"])
 
 
@@ -88,3 +90,68 @@ def test_detector_must_be_one_cartesian_layer():
 
 def test_numbers_from_the_command_line_become_strings():
     assert config(version=1).version == "1"
+
+
+def test_showers_read_out_like_the_detector(rng):
+    """No cell between 0 and the threshold."""
+    model, conditions = fitted(rng)
+    model.config = model.config.model_copy(update={"resolution": (0.2, 3.0, 0.01)})
+    with torch.no_grad():
+        model.profile.log_width.fill_(np.log(0.05))  # a narrow shower, most cells nearly empty
+    showers = model.sample(conditions, torch.Generator().manual_seed(1))
+    threshold = model.detector.threshold
+    assert threshold > 0 and (showers == 0).any()
+    assert not ((showers > 0) & (showers < threshold)).any()
+
+
+def test_visible_energy_follows_the_fitted_resolution(rng):
+    energy = np.exp(rng.uniform(np.log(1e3), np.log(1e5), 20000))
+    a, b = 0.1 * np.sqrt(1e3), 0.01  # 10 %/sqrt(E/GeV) ⊕ 1 %
+    ratio = 0.2 * (1 + np.sqrt(a**2 / energy + b**2) * rng.normal(size=len(energy)))
+    mean, a_fit, b_fit = _fit_resolution(ratio * energy, energy)
+    assert mean == pytest.approx(0.2, rel=1e-3)
+    assert a_fit == pytest.approx(a, rel=0.05) and b_fit == pytest.approx(b, rel=0.2)
+
+    model, conditions = fitted(rng)
+    c = torch.as_tensor(conditions, dtype=torch.float32)
+    noise = model.noise(len(c), torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        visible = model._fractions(noise, model.condition_transform.forward(c), c).sum(dim=1)
+    mean, a, b = model.config.resolution
+    energy = torch.linalg.vector_norm(c[:, :3], dim=1)
+    expected = mean * (1 + torch.sqrt(a**2 / energy + b**2) * noise[:, 0]).clamp_min(0)
+    assert torch.allclose(visible, expected, rtol=1e-5)
+
+
+def test_shower_axis_is_fitted_from_the_data(tiny_model):
+    """The fixture's blobs sit at x + 100 mm · px/pz on 20 mm cells from -300 mm."""
+    column, row = json.loads((tiny_model / "config.json").read_text())["axis"]
+    assert column == pytest.approx([14.5, 0.05, 0, 5, 0], abs=0.15)
+    assert row == pytest.approx([14.5, 0, 0.05, 0, 5], abs=0.15)
+
+
+def test_cells_under_the_threshold_still_learn(rng):
+    """The read-out's zeros pass the smooth shower's gradient (straight-through)."""
+    model, conditions = fitted(rng)
+    model.config = model.config.model_copy(update={"resolution": (0.2, 3.0, 0.01)})
+    with torch.no_grad():
+        model.profile.log_width.fill_(np.log(0.05))
+    c = model.condition_transform.forward(torch.as_tensor(conditions, dtype=torch.float32))
+    noise = model.noise(len(c), torch.Generator().manual_seed(1))
+    y = model.generate_transformed(noise, c)
+    empty = model.shower_transform.forward(torch.zeros(1, 1), torch.ones(1, 1)).item()
+    event, cell = map(int, torch.nonzero(y == empty)[0])
+    (grad,) = torch.autograd.grad(y[event, cell], model.profile.log_width)
+    assert grad.abs().sum() > 0
+
+
+def test_lateral_profile_is_recovered_from_its_own_showers(rng):
+    truth = LateralProfile((30, 30), widths=(0.3, 1.5))
+    centres = rng.uniform(10, 19, (50, 2))
+    with torch.no_grad():
+        showers = truth(torch.as_tensor(centres)).exp().double().numpy()
+    assert showers.sum(axis=1) == pytest.approx(1, abs=0.05)  # most energy on 30 x 30 cells
+    profile = LateralProfile((30, 30), widths=(0.15, 0.6))
+    profile.fit(showers, centres + rng.normal(0, 0.2, centres.shape), iterations=400)
+    widths = np.sort(profile.log_width.detach().exp().numpy())
+    assert widths == pytest.approx([0.3, 1.5], rel=0.1)

@@ -97,3 +97,14 @@ def test_cli_stops_on_max_time_and_resumes(tmp_path, lhcb_like, cli):
     assert code == 0 and "continue with --resume" in stdout
     code, stdout, _ = cli(*args, "--resume")
     assert code == 0 and "step 4/4 (done)" in stdout
+
+
+def test_training_data_is_read_out_above_the_threshold(lhcb_like):
+    from caloforge.data.showerfile import ShowerFile
+    from caloforge.training.loop import _Data
+
+    raw = ShowerFile(lhcb_like).read().showers
+    data = _Data(lhcb_like, settings())
+    threshold = data.detector.threshold
+    assert ((raw > 0) & (raw < threshold)).any()  # the fixture has cells under it
+    assert not ((data.showers > 0) & (data.showers < threshold)).any()

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.errors import CaloforgeError
+from caloforge.evaluation.observables import apply_threshold
 from caloforge.models import get_family
 from caloforge.models.base import GenerativeModel, read_config
 from caloforge.training.checkpoint import load_checkpoint, save_checkpoint
@@ -81,13 +82,14 @@ class _Data:
         order = np.random.default_rng([settings.seed, 0x401D]).permutation(n)
         n_hold = max(2, min(int(n * settings.holdout_fraction), settings.eval_events))
         hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-        self.showers, self.energy = data.showers[fit], data.incident_energies[fit, 0]
-        self.conditions = data.conditions[fit]
-        self.holdout = (data.showers[hold], data.incident_energies[hold, 0], data.conditions[hold])
-        self.condition_names = f.condition_names
         self.detector = f.detector
         if self.detector is None:
             raise CaloforgeError(f"{f.path} records no detector; convert it with caloforge first")
+        # Models learn what the detector reads out: nothing below its threshold.
+        self.showers = apply_threshold(data.showers[fit], self.detector.threshold)
+        self.energy, self.conditions = data.incident_energies[fit, 0], data.conditions[fit]
+        self.holdout = (data.showers[hold], data.incident_energies[hold, 0], data.conditions[hold])
+        self.condition_names = f.condition_names
 
     def __len__(self) -> int:
         return len(self.showers)
