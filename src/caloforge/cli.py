@@ -526,7 +526,9 @@ def generate(
     ] = None,
     n: Annotated[int | None, typer.Option("--n", help="Showers to draw from --source.")] = None,
     source: Annotated[str | None, typer.Option(help="Source preset for --n.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Showers per batch.")] = 1000,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Showers per batch [default: generate's, memory-bounded].")
+    ] = None,
     seed: Seed = 0,
     backend: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted file.")] = False,
@@ -537,6 +539,7 @@ def generate(
 
     if (n is None) != (source is None):
         raise CaloforgeError("--n and --source go together")
+    batch = {} if batch_size is None else {"batch_size": batch_size}
     with _progress("generate", "showers") as update:
         result = run_generate(
             model,
@@ -544,7 +547,7 @@ def generate(
             conditions_from=conditions_from,
             n=n,
             source=source,
-            batch_size=batch_size,
+            **batch,
             seed=seed,
             backend=backend,
             resume=resume,

@@ -51,6 +51,7 @@ from torch import nn
 from caloforge.data.transforms import BoxCox, Chain, EnergyFraction, Standardize, Transform
 from caloforge.detectors import CartesianBinning
 from caloforge.errors import CaloforgeError
+from caloforge.evaluation.observables import centres_and_widths
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
 
 __all__ = ["LHCbWGAN", "LHCbWGANConfig"]
@@ -267,17 +268,6 @@ def _fit_resolution(visible: np.ndarray, energy: np.ndarray) -> tuple[float, flo
     return mean, float(np.sqrt(max(a2, 0.0))), float(np.sqrt(max(b2, 0.0)))
 
 
-def _centroids(showers: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(N, 2) energy-weighted column and row of each shower, in cells from the first cell's
-    centre; NaN for an empty shower."""
-    image = showers.reshape(-1, *shape)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        total = image.sum(axis=(1, 2))
-        column = (image.sum(axis=1) * np.arange(shape[1])).sum(axis=1) / total
-        row = (image.sum(axis=2) * np.arange(shape[0])).sum(axis=1) / total
-    return np.column_stack([column, row])
-
-
 def _fit_axis(
     centroids: np.ndarray, conditions: np.ndarray, names: Sequence[str]
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -323,7 +313,7 @@ class LHCbWGAN(GenerativeModel):
     @classmethod
     def create(cls, config, showers, energy, conditions) -> LHCbWGAN:
         model = super().create(config, showers, energy, conditions)
-        centroids = _centroids(showers, (model.ny, model.nx))
+        centroids = model._centroids(showers)
         fitted = {
             "resolution": _fit_resolution(showers.sum(axis=1), energy.reshape(-1)),
             "axis": _fit_axis(centroids, conditions, config.conditions),
@@ -364,6 +354,16 @@ class LHCbWGAN(GenerativeModel):
             -1, self.ny, self.nx
         )
         return image
+
+    def _centroids(self, showers: np.ndarray) -> np.ndarray:
+        """(N, 2) energy-weighted column and row of each shower, in cells from the first
+        cell's centre; NaN for an empty shower."""
+        readout = self.detector.readout_layers[0].readout
+        mm = centres_and_widths(showers, self.detector)
+        column = mm["centre_x"][:, 0] / readout.dx + (self.nx - 1) / 2
+        row = mm["centre_y"][:, 0] / readout.dy + (self.ny - 1) / 2
+        empty = showers.sum(axis=1) <= 0
+        return np.where(empty[:, None], np.nan, np.column_stack([column, row]))
 
     def _centre(self, conditions: torch.Tensor) -> torch.Tensor:
         """(N, 2) column and row of the shower's axis, in cells from the first cell's centre,
