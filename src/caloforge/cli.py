@@ -527,7 +527,7 @@ def generate(
     n: Annotated[int | None, typer.Option("--n", help="Showers to draw from --source.")] = None,
     source: Annotated[str | None, typer.Option(help="Source preset for --n.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Showers per batch [default: generate's, memory-bounded].")
+        int | None, typer.Option(help="Showers per batch (default: generate's, memory-bounded).")
     ] = None,
     seed: Seed = 0,
     backend: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
