@@ -268,27 +268,56 @@ def info(file: Annotated[Path, typer.Argument(help="A shower file.")]) -> None:
 
 @app.command("convert")
 def convert(
-    src: Annotated[Path, typer.Argument(help="Foreign shower file.")],
-    dst: Annotated[Path, typer.Argument(help="caloforge shower file to write.")],
-    fmt: Annotated[str, typer.Option("--from", help="calochallenge, calogan, lhcb-npz, 3dgan.")],
+    src: Annotated[Path, typer.Argument(help="Shower file to read.")],
+    dst: Annotated[Path, typer.Argument(help="Shower file to write.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Read a foreign file: calochallenge, calogan, lhcb-npz, 3dgan."
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Write a caloforge file in a foreign format: calochallenge."),
+    ] = None,
     binning: Annotated[
         Path | None, typer.Option(help="CaloChallenge binning XML for the cell geometry.")
     ] = None,
     energy_scale: Annotated[
         float | None,
-        typer.Option(help="MeV per unit of the file's cell energies (each format has a default)."),
+        typer.Option(
+            help="--from: visible MeV per unit of the file's cells (default: the format's, "
+            "caloforge's units)."
+        ),
+    ] = None,
+    sampling_fraction: Annotated[
+        float | None,
+        typer.Option(help="--to calochallenge: divide cells by this (default: the detector's)."),
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Convert a CaloChallenge, CaloGAN, LHCb .npz or 3DGAN file into a caloforge file."""
+    """Convert a foreign file into a caloforge file (--from), or a caloforge file into a
+    CaloChallenge file (--to calochallenge)."""
     from caloforge.data.formats import convert as run_convert
+    from caloforge.data.formats import to_calochallenge
     from caloforge.data.showerfile import ShowerFile
 
-    path = run_convert(
-        src, dst, fmt, binning=binning, energy_scale=energy_scale, overwrite=overwrite
-    )
+    if (fmt is None) == (to is None):
+        raise CaloforgeError("give exactly one of --from FORMAT and --to calochallenge")
+    if to is not None:
+        if to != "calochallenge":
+            raise CaloforgeError(f"unknown output format {to!r}; --to takes calochallenge")
+        if binning is not None or energy_scale is not None:
+            raise CaloforgeError("--binning and --energy-scale apply to --from, not --to")
+        path = to_calochallenge(src, dst, sampling_fraction=sampling_fraction, overwrite=overwrite)
+    else:
+        if sampling_fraction is not None:
+            raise CaloforgeError("--sampling-fraction applies to --to calochallenge")
+        path = run_convert(
+            src, dst, fmt, binning=binning, energy_scale=energy_scale, overwrite=overwrite
+        )
     f = ShowerFile(path)
-    out.print(f"wrote {path}: {len(f)} events x {f.n_cells} cells")
+    out.print(f"wrote {path}: {len(f)} events x {f.n_cells} cells, {f.energy_unit}")
 
 
 # ---------------------------------------------------------------------------------- geant4
@@ -633,10 +662,21 @@ def evaluate(
     reference: Annotated[Path, typer.Argument(help="Reference (Geant4) shower file.")],
     output: Annotated[Path, typer.Option("--out", help="Folder for metrics.json and report.")],
     threshold: Annotated[
-        float | None, typer.Option(help="Cell threshold in MeV (default: the detector's).")
+        float | None,
+        typer.Option(help="Cell threshold in visible MeV (default: the detector's)."),
     ] = None,
     seed: Seed = 0,
-    quick: Annotated[bool, typer.Option("--quick", help="Small, fast classifier.")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Small, fast classifier (weaker than CaloChallenge's)."),
+    ] = False,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="caloforge (the project's estimators) or calochallenge (its own, comparable "
+            "with its published table)."
+        ),
+    ] = "caloforge",
     no_classifier: Annotated[
         bool, typer.Option("--no-classifier", help="Skip the classifier tests.")
     ] = False,
@@ -659,6 +699,7 @@ def evaluate(
         classifier=not no_classifier,
         max_events=max_events,
         allow_condition_mismatch=allow_condition_mismatch,
+        protocol=protocol,
         stage=lambda s: err.print(f"evaluate: {s}", highlight=False),
     )
     metrics_path = write_metrics(result, output)

@@ -11,8 +11,16 @@ from caloforge.data.formats import (
     convert,
     detector_from_calochallenge_xml,
     open_foreign,
+    to_calochallenge,
 )
-from caloforge.data.showerfile import CaloforgeWarning, ShowerFile, partial_path
+from caloforge.data.showerfile import (
+    CALIBRATED,
+    VISIBLE,
+    CaloforgeWarning,
+    EnergyUnit,
+    ShowerFile,
+    partial_path,
+)
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 
@@ -57,11 +65,13 @@ def test_calochallenge_par04_by_cell_count(tmp_path, rng):
     f = ShowerFile(out)
     check_attrs(f, "calochallenge", src, "par04")
     batch = f.read()
-    assert np.array_equal(batch.showers, showers)
+    # Dataset 2 holds Si energy / 0.033; caloforge files hold the Si energy itself.
+    assert f.energy_unit == EnergyUnit(VISIBLE)
+    np.testing.assert_allclose(batch.showers, showers * np.float32(0.033), rtol=1e-6)
     assert np.array_equal(batch.incident_energies, energies)
     assert f.condition_names == ("energy",) and np.array_equal(batch.conditions, energies)
     layer, alpha, r = 3, 5, 2
-    assert f.detector.split_layers(batch.showers)[layer][1, alpha, r] == 777.0
+    assert f.detector.split_layers(batch.showers)[layer][1, alpha, r] == np.float32(777.0 * 0.033)
 
 
 def test_calochallenge_with_binning_xml(tmp_path, rng):
@@ -76,6 +86,8 @@ def test_calochallenge_with_binning_xml(tmp_path, rng):
     assert [layer.name for layer in f.detector.readout_layers] == ["layer0", "layer2"]
     assert not f.detector.simulatable
     assert np.array_equal(f.read().showers, showers)
+    # Dataset 1's calibrated energies have no known sampling fraction: kept, and said so.
+    assert f.energy_unit == EnergyUnit(CALIBRATED, None)
 
 
 def test_calochallenge_uses_caloforge_detector_attribute(tmp_path):
@@ -399,3 +411,59 @@ def test_reader_streams_in_batches(tmp_path, rng):
     with pytest.raises(CaloforgeError, match="energy scale"):
         open_foreign(src, "calogan", energy_scale=-1)
     assert reader.extra_names == ("overflow_0", "overflow_1", "overflow_2")
+
+
+def write_par04(path, showers, energies):
+    """A caloforge par04 file (visible MeV), as simulate writes them."""
+    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
+
+    attrs = {"detector": load_detector("par04").to_yaml(), "seed": 1}
+    with ShowerWriter.create(path, n_cells=6480, condition_names=("energy",), attrs=attrs) as w:
+        w.append(ShowerBatch(showers, energies, energies))
+    return path
+
+
+def test_calochallenge_round_trip(tmp_path, rng):
+    showers = rng.exponential(0.01, (6, 6480)).astype(np.float32)
+    energies = rng.uniform(1e3, 2e4, (6, 1))
+    ours = write_par04(tmp_path / "ours.h5", showers, energies)
+    written = ShowerFile(to_calochallenge(ours, tmp_path / "cc.h5", batch_size=4))
+    assert written.energy_unit == EnergyUnit(CALIBRATED, 0.033)
+    with h5py.File(written.path) as h5:
+        np.testing.assert_allclose(h5["showers"][:], showers / np.float32(0.033), rtol=1e-6)
+        assert h5["incident_energies"].shape == (6, 1)
+    back = ShowerFile(convert(written.path, tmp_path / "back.h5", "calochallenge"))
+    assert back.energy_unit == EnergyUnit(VISIBLE)
+    np.testing.assert_allclose(back.read().showers, showers, rtol=1e-6)
+    other = to_calochallenge(ours, tmp_path / "cc2.h5", sampling_fraction=0.05)
+    assert ShowerFile(other).energy_unit.sampling_fraction == 0.05
+    back = ShowerFile(convert(other, tmp_path / "back2.h5", "calochallenge"))
+    np.testing.assert_allclose(back.read().showers, showers, rtol=1e-6)
+
+
+def test_to_calochallenge_refusals(tmp_path, rng):
+    from tests.conftest import write_lhcb_like
+
+    lhcb = write_lhcb_like(tmp_path / "lhcb.h5", 5, seed=1)
+    with pytest.raises(CaloforgeError, match="no sampling fraction; give one"):
+        to_calochallenge(lhcb, tmp_path / "out.h5")
+    ours = write_par04(tmp_path / "ours.h5", np.ones((1, 6480), np.float32), [[1e3]])
+    cc = to_calochallenge(ours, tmp_path / "cc.h5")
+    with pytest.raises(CaloforgeError, match="already calibrated"):
+        to_calochallenge(cc, tmp_path / "cc2.h5")
+    with pytest.raises(CaloforgeError, match=r"in \(0, 1\]"):
+        to_calochallenge(ours, tmp_path / "cc3.h5", sampling_fraction=2.0)
+
+
+def test_convert_cli_to_and_from(tmp_path, cli):
+    ours = write_par04(tmp_path / "ours.h5", np.ones((2, 6480), np.float32), [[1e3], [2e3]])
+    code, out, _ = cli("convert", str(ours), str(tmp_path / "cc.h5"), "--to", "calochallenge")
+    assert code == 0 and "calibrated MeV (visible / sampling fraction 0.033)" in out
+    for args, message in (
+        ((), "exactly one of --from"),
+        (("--from", "calochallenge", "--to", "calochallenge"), "exactly one of --from"),
+        (("--to", "npz"), "unknown output format"),
+        (("--from", "calochallenge", "--sampling-fraction", "0.1"), "applies to --to"),
+    ):
+        code, _, err = cli("convert", str(ours), str(tmp_path / "x.h5"), *args)
+        assert code == 1 and message in err and "Traceback" not in err

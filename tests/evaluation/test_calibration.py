@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from caloforge.detectors import load_detector
-from caloforge.evaluation.distortions import scale_energy, smear_cells, write_distorted
+from caloforge.evaluation.distortions import (
+    scale_energy,
+    share_with_neighbours,
+    shift_outward,
+    smear_cells,
+    write_distorted,
+)
 from caloforge.evaluation.evaluate import evaluate
 from caloforge.geant4.run import simulate
 from caloforge.sources import load_source, with_energy
@@ -60,3 +66,12 @@ def test_distortions_do_what_they_say():
     wide = smear_cells(showers, detector, 1.0)
     assert np.allclose(wide.sum(axis=1), 100.0, rtol=1e-5)
     assert wide[0, 15 * 30 + 16] > 5 and wide[0, 15 * 30 + 15] < 30
+    shared = share_with_neighbours(showers, detector, 0.2)
+    assert np.allclose(shared.sum(axis=1), 100.0)
+    assert shared[0, 15 * 30 + 15] == 80 and shared[0, 15 * 30 + 16] == 5
+    par04 = load_detector("par04")
+    rings = np.zeros((1, 6480), np.float32)
+    rings[0, 8 * 9 + 3] = 10.0  # layer 0, angle bin 8, ring 3
+    rings[0, 8 * 9 + 8] = 1.0  # the outermost ring keeps its energy
+    out = shift_outward(rings, par04, 0.2)
+    assert out[0, 8 * 9 + 3] == 8 and out[0, 8 * 9 + 4] == 2 and out[0, 8 * 9 + 8] == 1

@@ -13,8 +13,12 @@ loaded whole, as numpy can only read their members whole.
 | ``lhcb-npz`` | ``.npz`` ``EnergyDeposit``, ``Particle*`` | ``lhcb-ecal`` | px, py, pz, x, y |
 | ``3dgan`` | HDF5 ``ECAL``, ``energy``, ``theta`` | ``clic-ecal`` | energy, theta |
 
-Where the authors' code does not fix the unit of the cell energies, the reader's class docstring
-says what was chosen, and ``energy_scale`` (MeV per unit of the file's cells) overrides it.
+Readers land in caloforge's unit, visible MeV (``EnergyUnit``). Where the authors' code does not
+fix the unit of the cell energies, the reader's class docstring says what was chosen, and
+``energy_scale`` (visible MeV per unit of the file's cells) overrides it.
+
+``to_calochallenge`` writes the other way: a caloforge file in CaloChallenge's layout and units,
+for CaloChallenge's own ``evaluate.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,16 @@ import h5py
 import numpy as np
 import yaml
 
-from caloforge.data.showerfile import ShowerBatch, ShowerWriter, check_energies, open_h5
+from caloforge.data.showerfile import (
+    CALIBRATED,
+    VISIBLE,
+    EnergyUnit,
+    ShowerBatch,
+    ShowerFile,
+    ShowerWriter,
+    check_energies,
+    open_h5,
+)
 from caloforge.detectors import Detector, detector_from_yaml, load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.sources import PARTICLES
@@ -48,6 +61,7 @@ __all__ = [
     "convert",
     "detector_from_calochallenge_xml",
     "open_foreign",
+    "to_calochallenge",
 ]
 
 _MEV_PER_GEV = 1000.0
@@ -76,6 +90,8 @@ class ForeignReader(ABC):
         if not (math.isfinite(scale) and scale > 0):
             raise CaloforgeError(f"energy scale must be a positive number, got {energy_scale}")
         self.energy_scale = scale
+        self.unit = EnergyUnit()
+        """The unit of the showers this reader yields: visible MeV unless a subclass says."""
         self.extra_names: tuple[str, ...] = ()
         self.detector: Detector
         self.n_events: int
@@ -235,9 +251,14 @@ def detector_from_calochallenge_xml(
             "detector can be evaluated but not simulated."
         ),
         "size": [2 * radius, 2 * radius],
-        # CaloChallenge zeroes cells below 15.15 keV in datasets 2 and 3 (45 layers of Si) and
-        # below 1 MeV in dataset 1 (the ATLAS layers).
-        "threshold": 0.01515 if len(chosen.findall("Layer")) == 45 else 1.0,
+        # CaloChallenge zeroes cells below 0.5 keV of silicon energy in datasets 2 and 3 (45
+        # layers, stored as Si energy / 0.033) and below 1 MeV of its calibrated energy in
+        # dataset 1 (the ATLAS layers, whose sampling fraction it does not give).
+        **(
+            {"threshold": 0.0005, "sampling_fraction": 0.033}
+            if len(chosen.findall("Layer")) == 45
+            else {"threshold": 1.0}
+        ),
         "layers": layers,
     }
     detector = detector_from_yaml(yaml.safe_dump(data, sort_keys=False), origin=origin)
@@ -271,6 +292,13 @@ class CaloChallengeReader(ForeignReader):
     turn: the binning XML given, the ``detector`` attribute of a file written by caloforge, or
     ``par04`` when the file has its 6480 cells (dataset 2); otherwise the binning is required.
 
+    Units: CaloChallenge datasets 2 and 3 hold Par04's silicon energy divided by 0.033, so that
+    E_tot/E_inc is about 0.94. By default the reader multiplies by the file's sampling fraction
+    (the ``sampling_fraction`` attribute that ``to_calochallenge`` writes, else the detector's:
+    0.033 for ``par04``), landing in caloforge's visible MeV, as ``caloforge simulate par04``
+    writes them. Where neither is known (dataset 1's calibrated ATLAS energies) the energies
+    are kept and the output says they are calibrated MeV of an unknown sampling fraction.
+
     References:
         Krause et al., "CaloChallenge 2022: A Community Challenge for Fast Calorimeter
         Simulation", arXiv:2410.21611; github.com/CaloChallenge/homepage.
@@ -298,6 +326,8 @@ class CaloChallengeReader(ForeignReader):
             )
             n_cells = int(showers.shape[1])
             embedded = h5.attrs.get("detector")
+            stated = h5.attrs.get("sampling_fraction")
+            stated_kind = h5.attrs.get("energy_unit")
         if binning is not None:
             self.detector = detector_from_calochallenge_xml(Path(binning))
             _check_cells(self.path, n_cells, self.detector, f"the binning {binning}")
@@ -312,6 +342,14 @@ class CaloChallengeReader(ForeignReader):
                 f"{self.path} has {n_cells} cells per shower and no binning; give the dataset's "
                 "binning XML with --binning (binning_dataset_*.xml from CaloChallenge)"
             )
+        if energy_scale is None:
+            if stated_kind is not None and str(stated_kind) == VISIBLE:
+                self.energy_scale = 1.0
+            elif stated is not None or self.detector.sampling_fraction is not None:
+                fraction = float(stated if stated is not None else self.detector.sampling_fraction)
+                self.energy_scale = fraction
+            else:
+                self.unit = EnergyUnit(CALIBRATED, None)
 
     def _read(self, start, stop):
         with open_h5(self.path) as h5:
@@ -646,6 +684,7 @@ def convert(
         "detector": detector.to_yaml(),
         "producer": json.dumps({"kind": "converted", "format": fmt, "from": str(src)}),
         "cell_order": detector.cell_order,
+        **reader.unit.attrs(),
     }
     with ShowerWriter.create(
         out,
@@ -657,5 +696,67 @@ def convert(
         overwrite=overwrite,
     ) as writer:
         for batch in reader.iter_batches(batch_size):
+            writer.append(batch)
+    return writer.final
+
+
+def to_calochallenge(
+    src: str | Path,
+    out: str | Path,
+    *,
+    sampling_fraction: float | None = None,
+    overwrite: bool = False,
+    batch_size: int = 10_000,
+) -> Path:
+    """Write a caloforge shower file in CaloChallenge's layout and units.
+
+    The cells are divided by the sampling fraction (the one given, else the detector's: 0.033
+    for ``par04``, CaloChallenge's convention for datasets 2 and 3), so that E_tot/E_inc is
+    about 0.94 as in CaloChallenge's files and its ``evaluate.py`` finds the events inside its
+    histogram ranges and applies its threshold (15.15 keV of calibrated energy, 0.5 keV in
+    silicon) to the right cells. ``incident_energies`` (N, 1) and ``showers`` (N, cells) are
+    what CaloChallenge reads; the file keeps caloforge's attributes and conditions too and
+    states its unit, so caloforge reads it back in visible MeV.
+
+    Arguments:
+        src: a caloforge shower file in visible MeV.
+        out: the file to write (as ``out.partial`` until complete).
+        sampling_fraction: the visible fraction to divide by; None takes the detector's.
+        overwrite: replace an existing output file.
+        batch_size: events read and written at a time.
+
+    Returns:
+        The path of the written file.
+    """
+    src, out = Path(src), Path(out)
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise CaloforgeError(f"the output {out} is the input file; choose another name")
+    f = ShowerFile(src)
+    unit = f.energy_unit
+    if unit is not None and unit.kind != VISIBLE:
+        raise CaloforgeError(f"{src} holds {unit}, not visible MeV; it is already calibrated")
+    detector = f.detector
+    if detector is None:
+        raise CaloforgeError(f"{src} does not record its detector; convert it to caloforge first")
+    fraction = detector.sampling_fraction if sampling_fraction is None else sampling_fraction
+    if fraction is None:
+        raise CaloforgeError(
+            f"detector {detector.name!r} has no sampling fraction; give one with "
+            "--sampling-fraction (CaloChallenge uses 0.033 for Par04)"
+        )
+    if not (math.isfinite(fraction) and 0 < fraction <= 1):
+        raise CaloforgeError(f"the sampling fraction must be in (0, 1], got {fraction}")
+    header = f.header | EnergyUnit(CALIBRATED, float(fraction)).attrs()
+    with ShowerWriter.create(
+        out,
+        n_cells=f.n_cells,
+        condition_names=f.condition_names,
+        attrs=header,
+        extra_names=f.extra_names,
+        n_planned=len(f),
+        overwrite=overwrite,
+    ) as writer:
+        for batch in f.iter_batches(batch_size):
+            batch.showers = (batch.showers / np.float32(fraction)).astype(np.float32)
             writer.append(batch)
     return writer.final

@@ -3,7 +3,8 @@
 Datasets: ``incident_energies`` (N, 1) MeV, ``showers`` (N, n_cells) float32 MeV, ``conditions``
 (N, k) with attribute ``names``, and optional per-event ``extra/NAME`` (N,). File attributes:
 ``detector`` (YAML), ``source`` (YAML), ``producer`` (JSON), ``seed``, ``caloforge_version``,
-``cell_order``, ``n_committed`` and ``n_planned``.
+``cell_order``, ``energy_unit`` and ``sampling_fraction`` (see ``EnergyUnit``), ``n_committed``
+and ``n_planned``.
 
 Writing is crash-safe in two ways. A file being written carries the suffix ``.partial`` and gets
 its final name only when every planned event is in. Inside it, ``n_committed`` is raised only
@@ -28,7 +29,10 @@ import numpy as np
 from caloforge.errors import CaloforgeError
 
 __all__ = [
+    "CALIBRATED",
+    "VISIBLE",
     "CaloforgeWarning",
+    "EnergyUnit",
     "ShowerBatch",
     "ShowerFile",
     "ShowerWriter",
@@ -39,6 +43,47 @@ __all__ = [
 
 PARTIAL = ".partial"
 _CHUNK_BYTES = 1 << 20
+
+
+VISIBLE = "visible MeV"
+CALIBRATED = "calibrated MeV"
+
+
+@dataclass(frozen=True)
+class EnergyUnit:
+    """The unit of a file's cell energies.
+
+    caloforge files hold **visible energy in MeV**: the energy deposited in the active material
+    of each cell, as Geant4 scores it, with no calibration. Files of other projects may hold
+    calibrated energies, visible energy divided by a sampling fraction, so that E_tot/E_inc is
+    near 1: CaloChallenge datasets 2 and 3 store Par04's silicon energy / 0.033. A calibrated
+    file states the fraction it divided by, or None where its producer did not say.
+    Thresholds (``Detector.threshold``) are in visible MeV; ``threshold`` gives one in this unit.
+    """
+
+    kind: str = VISIBLE
+    sampling_fraction: float | None = None
+
+    def __str__(self) -> str:
+        if self.kind == CALIBRATED:
+            fraction = (
+                "unknown" if self.sampling_fraction is None else f"{self.sampling_fraction:g}"
+            )
+            return f"{self.kind} (visible / sampling fraction {fraction})"
+        return self.kind
+
+    def threshold(self, visible: float) -> float:
+        """A threshold in visible MeV expressed in this unit."""
+        if self.kind == CALIBRATED and self.sampling_fraction:
+            return visible / self.sampling_fraction
+        return visible
+
+    def attrs(self) -> dict[str, Any]:
+        """The file attributes that state this unit."""
+        attrs: dict[str, Any] = {"energy_unit": self.kind}
+        if self.sampling_fraction is not None:
+            attrs["sampling_fraction"] = float(self.sampling_fraction)
+        return attrs
 
 
 class CaloforgeWarning(UserWarning):
@@ -202,6 +247,23 @@ class ShowerFile:
         return self.n_events >= self.n_planned and not self.path.name.endswith(PARTIAL)
 
     @property
+    def energy_unit(self) -> EnergyUnit | None:
+        """The unit of the cell energies, or None for a foreign file that does not say.
+
+        caloforge files written before the unit was recorded hold visible MeV.
+        """
+        kind = self.attrs.get("energy_unit")
+        if kind is None:
+            return EnergyUnit() if "caloforge_version" in self.attrs else None
+        if kind not in (VISIBLE, CALIBRATED):
+            raise CaloforgeError(
+                f"{self.path} states an unknown energy unit {kind!r}; expected {VISIBLE!r} "
+                f"or {CALIBRATED!r}"
+            )
+        fraction = self.attrs.get("sampling_fraction")
+        return EnergyUnit(kind, None if fraction is None else float(fraction))
+
+    @property
     def detector_yaml(self) -> str | None:
         return self.attrs.get("detector") or None
 
@@ -307,6 +369,7 @@ class ShowerWriter:
             n_cells: cells per shower.
             condition_names: names of the condition columns.
             attrs: file attributes (detector YAML, source YAML, producer JSON, seed, ...).
+                Without ``energy_unit``, the file states that it holds visible MeV.
             extra_names: per-event scalar datasets stored under ``extra/``.
             n_planned: events the file will hold; None means "whatever is appended".
             overwrite: replace an existing file (and its partial) instead of refusing.
@@ -352,7 +415,7 @@ class ShowerWriter:
                 f"extra/{name}", (0,), np.float64, maxshape=(None,), chunks=(4096,), **common
             )
         h5.attrs["caloforge_version"] = __version__
-        for key, value in (attrs or {}).items():
+        for key, value in {**EnergyUnit().attrs(), **(attrs or {})}.items():
             if value is not None:
                 h5.attrs[key] = value
         h5.attrs["n_committed"] = 0

@@ -200,7 +200,17 @@ class Detector(_Model):
     size: tuple[PositiveLength, PositiveLength] = Field(description="transverse x, y extent, mm")
     world_material: str = "G4_Galactic"
     threshold: float = Field(
-        default=0.0, ge=0, description="MeV: cells below are zeroed before evaluation"
+        default=0.0,
+        ge=0,
+        description="visible MeV (energy in the active material): cells below are zeroed "
+        "before evaluation",
+    )
+    sampling_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="the visible fraction that calibrated files divide by: CaloChallenge "
+        "stores Par04's silicon energy / 0.033; None where no convention exists",
     )
     layers: tuple[Layer, ...] = Field(min_length=1)
 

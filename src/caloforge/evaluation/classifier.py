@@ -30,7 +30,15 @@ from sklearn.metrics import roc_auc_score
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.distances import _paired_samples
 
-__all__ = ["ClassifierResult", "classifier_auc", "low_level_inputs"]
+__all__ = [
+    "MIN_SAMPLES",
+    "PROTOCOL",
+    "QUICK",
+    "ClassifierResult",
+    "ClassifierSettings",
+    "classifier_auc",
+    "low_level_inputs",
+]
 
 _SPLIT = (0.6, 0.2, 0.2)
 # Inference runs in chunks so that a 2048-wide hidden layer never holds more than a few
@@ -39,6 +47,8 @@ _INFERENCE_CHUNK = 10_000
 # Calibrated probabilities are kept off 0 and 1, as CaloChallenge does, so that the
 # cross-entropy behind the JSD stays finite.
 _PROBABILITY_FLOOR = 1e-6
+MIN_SAMPLES = 10
+"""Fewest samples per input the classifier test accepts (a handful per split)."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +63,12 @@ class ClassifierResult:
             on the test split, as CaloChallenge does. It lies in [0, 1] up to statistical
             noise, which on a few thousand showers can push it below zero.
         n_train: The number of training showers, both classes together.
-        n_val: The number of validation showers, both classes together.
+        n_val: The number of validation showers (epoch selection and calibration).
         n_test: The number of test showers, both classes together.
-        epochs: The number of epochs run before stopping.
-        best_epoch: The epoch (counted from 1) of the lowest validation loss, whose weights
+        epochs: The number of epochs run.
+        best_epoch: The epoch (counted from 1) of the best validation accuracy, whose weights
             were used.
+        settings: The name of the settings (``protocol`` or ``quick``).
     """
 
     auc: float
@@ -67,40 +78,63 @@ class ClassifierResult:
     n_test: int
     epochs: int
     best_epoch: int
+    settings: str
 
 
 @dataclass(frozen=True)
-class _Settings:
+class ClassifierSettings:
+    """The network and training of the classifier test.
+
+    Attributes:
+        name: How results name these settings.
+        hidden: Units per hidden layer.
+        layers: Hidden layers.
+        dropout: Dropout probability after each hidden layer.
+        lr: Adam's learning rate.
+        batch_size: Showers per step.
+        epochs: Epochs run (fewer only when the validation accuracy reaches 1).
+    """
+
+    name: str
     hidden: int
+    layers: int
     dropout: float
     lr: float
     batch_size: int
-    max_epochs: int
-    patience: int
+    epochs: int
 
 
-# CaloChallenge's protocol. The patience is not theirs (they always run 50 epochs): it stops
-# a run whose validation loss has not improved for 10 epochs. With ~10⁴ showers the best
-# epoch typically comes within the first few, the network overfitting afterwards, so the
-# remaining epochs would only cost time (about 4.5 s each for 900 inputs on 2 CPU cores).
-_FULL = _Settings(hidden=2048, dropout=0.2, lr=2e-4, batch_size=1000, max_epochs=50, patience=10)
-# For tests and small samples: batches of 1000 would give only a handful of steps per epoch
-# on a few thousand showers, so smaller batches and a larger step size are used as well.
-_QUICK = _Settings(hidden=128, dropout=0.2, lr=1e-3, batch_size=256, max_epochs=15, patience=4)
+PROTOCOL = ClassifierSettings(
+    name="protocol", hidden=2048, layers=3, dropout=0.0, lr=2e-4, batch_size=1000, epochs=50
+)
+"""CaloChallenge's classifier (``code/evaluate.py`` of CaloChallenge/homepage, its defaults):
+an input layer and ``--cls_n_layer 2`` more, so three hidden layers of 2048, no dropout, Adam
+2·10⁻⁴, batches of 1000, 50 epochs, the epoch of the best validation accuracy kept."""
+
+QUICK = ClassifierSettings(
+    name="quick", hidden=128, layers=2, dropout=0.0, lr=1e-3, batch_size=256, epochs=15
+)
+"""A small network for the demo, tests and quick looks: a lower bound on separability, weaker
+than :data:`PROTOCOL`; everything that prints its AUC says "quick"."""
 
 
-def low_level_inputs(showers: ArrayLike, incident_energies: ArrayLike) -> np.ndarray:
+def low_level_inputs(
+    showers: ArrayLike, incident_energies: ArrayLike, scale: float = 1.0
+) -> np.ndarray:
     r"""The CaloChallenge low-level classifier inputs: :math:`\log_{10} E_\text{inc}` and the
     cell energies divided by :math:`E_\text{inc}`.
 
-    CaloChallenge also multiplies the ratios by 100; :func:`classifier_auc` standardises
-    its inputs, which makes that factor, and the energy unit, irrelevant.
+    The inputs are not standardised, as in CaloChallenge, so the ratios' scale matters:
+    ``scale`` multiplies them, and :func:`caloforge.evaluation.evaluate` passes one over the
+    reference's median response so that a file in visible MeV gives the network inputs of the
+    size a calibrated CaloChallenge file gives it (E_tot/E_inc ≈ 1).
 
     Arguments:
         showers: The cell energies, with shape :math:`[n, \text{cells}]` or
             :math:`[n, *]` (flattened).
         incident_energies: The incident energies, with shape :math:`[n]` or :math:`[n, 1]`,
             all positive, in the same unit as the cells.
+        scale: A factor applied to the ratios.
 
     Returns:
         The inputs, with shape :math:`[n, 1 + \text{cells}]`.
@@ -123,7 +157,8 @@ def low_level_inputs(showers: ArrayLike, incident_energies: ArrayLike) -> np.nda
         raise CaloforgeError("showers hold NaN or infinite cell energies: fix them first")
     if not (np.isfinite(energies).all() and (energies > 0).all()):
         raise CaloforgeError("incident energies must be finite and positive")
-    return np.concatenate([np.log10(energies)[:, None], showers / energies[:, None]], axis=1)
+    ratios = showers * (scale / energies[:, None])
+    return np.concatenate([np.log10(energies)[:, None], ratios], axis=1)
 
 
 def _split(n: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -133,16 +168,17 @@ def _split(n: int, rng: np.random.Generator) -> list[np.ndarray]:
     return np.split(order, [n_train, n_train + n_val])
 
 
-def _network(features: int, settings: _Settings) -> torch.nn.Sequential:
-    return torch.nn.Sequential(
-        torch.nn.Linear(features, settings.hidden),
-        torch.nn.LeakyReLU(),
-        torch.nn.Dropout(settings.dropout),
-        torch.nn.Linear(settings.hidden, settings.hidden),
-        torch.nn.LeakyReLU(),
-        torch.nn.Dropout(settings.dropout),
-        torch.nn.Linear(settings.hidden, 1),
-    )
+def _network(features: int, settings: ClassifierSettings) -> torch.nn.Sequential:
+    layers: list[torch.nn.Module] = []
+    width = features
+    for _ in range(settings.layers):
+        layers += [
+            torch.nn.Linear(width, settings.hidden),
+            torch.nn.LeakyReLU(),
+            torch.nn.Dropout(settings.dropout),
+        ]
+        width = settings.hidden
+    return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
 
 
 @contextmanager
@@ -170,19 +206,24 @@ def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _train(
     x: dict[str, torch.Tensor],
     y: dict[str, torch.Tensor],
-    settings: _Settings,
+    settings: ClassifierSettings,
     seed: int,
     device: torch.device,
 ) -> tuple[torch.nn.Module, int, int]:
-    """Trains with early stopping; returns the best-validation model, epochs run, best epoch."""
+    """Trains for the settings' epochs, keeping the weights of the best validation accuracy.
+
+    As CaloChallenge: selection by accuracy, not by loss (the loss of a network that keeps
+    learning to separate can rise through overconfidence while its accuracy still improves),
+    and training ends early only at a validation accuracy of 1.
+    """
     model = _network(x["train"].shape[1], settings).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     loss_function = torch.nn.BCEWithLogitsLoss()
     shuffle = torch.Generator().manual_seed(seed)
 
-    best_loss, best_epoch, best_state = math.inf, 0, None
+    best_accuracy, best_epoch, best_state = -math.inf, 0, None
     epoch = 0
-    while epoch < settings.max_epochs and epoch - best_epoch < settings.patience:
+    while epoch < settings.epochs and best_accuracy < 1.0:
         epoch += 1
         model.train()
         order = torch.randperm(x["train"].shape[0], generator=shuffle).to(device)
@@ -190,9 +231,9 @@ def _train(
             optimizer.zero_grad()
             loss_function(model(x["train"][batch]).squeeze(1), y["train"][batch]).backward()
             optimizer.step()
-        val_loss = loss_function(_logits(model, x["val"]), y["val"]).item()
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
+        accuracy = ((_logits(model, x["val"]) > 0).float() == y["val"]).float().mean().item()
+        if accuracy > best_accuracy:
+            best_accuracy, best_epoch = accuracy, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     return model, epoch, best_epoch
@@ -203,31 +244,30 @@ def classifier_auc(
     gen: ArrayLike,
     *,
     seed: int,
-    quick: bool = False,
+    settings: ClassifierSettings = PROTOCOL,
     device: str | torch.device = "cpu",
 ) -> ClassifierResult:
     r"""Trains a classifier to separate reference from generated samples and returns its AUC.
 
     The function takes a ready feature matrix: building it (:func:`low_level_inputs` for
-    cells, or logs of energies for high-level features) is the caller's business.
+    cells, or scaled high-level features) is the caller's business; it is not standardised
+    here, as CaloChallenge does not standardise.
 
-    The protocol follows CaloChallenge:
+    The protocol is CaloChallenge's (``code/evaluate.py``):
 
     1. Reference samples are labelled 1, generated 0; the larger sample is randomly
        subsampled to the size of the smaller so the classes are balanced.
     2. Each class is shuffled and split 60/20/20 into train, validation and test.
-    3. Inputs are standardised with the training split's mean and standard deviation.
-    4. A fully connected network, two hidden layers of 2048 with LeakyReLU and dropout 0.2,
-       is trained with binary cross-entropy and Adam (learning rate 2·10⁻⁴, batches of
-       1000) for up to 50 epochs; the weights of the epoch with the lowest validation loss
-       are kept. Training stops early when the validation loss has not improved for 10
-       epochs.
-    5. Isotonic regression fitted on the validation outputs calibrates the network's output
+    3. A fully connected network (:data:`PROTOCOL`: three hidden layers of 2048 with
+       LeakyReLU) is trained with binary cross-entropy and Adam (learning rate 2·10⁻⁴,
+       batches of 1000) for 50 epochs; the weights of the epoch with the best validation
+       accuracy are kept, and training stops early only if that accuracy reaches 1.
+    4. Isotonic regression fitted on the validation outputs calibrates the network's output
        into a probability; the AUC of the calibrated output on the test split is returned
        raw, as CaloChallenge reports it: not folded around 0.5.
 
-    ``quick=True`` trains a network of 2 × 128 with batches of 256 and learning rate 10⁻³
-    for up to 15 epochs (patience 4): for tests and samples of a few thousand showers.
+    :data:`QUICK` trains a network of 2 × 128 with batches of 256 and learning rate 10⁻³
+    for 15 epochs: for the demo, tests and quick looks, and weaker than the protocol.
 
     Results are deterministic for a given seed on a given machine and device (on a GPU,
     some kernels may add run-to-run noise). Torch's global random state is restored on
@@ -236,8 +276,8 @@ def classifier_auc(
     Arguments:
         ref: The reference features, with shape :math:`[n, d]`.
         gen: The generated features, with shape :math:`[m, d]`.
-        seed: The seed of the subsampling, split, initialisation, shuffling and dropout.
-        quick: Whether to train the small, fast network instead of CaloChallenge's.
+        seed: The seed of the subsampling, split, initialisation and shuffling.
+        settings: The network and training: :data:`PROTOCOL` or :data:`QUICK`.
         device: The torch device to train on.
 
     Returns:
@@ -250,15 +290,16 @@ def classifier_auc(
     Example:
         >>> rng = np.random.default_rng(0)
         >>> ref, gen = rng.normal(size=(2, 1000, 4))
-        >>> result = classifier_auc(ref, gen + 3.0, seed=0, quick=True)
+        >>> result = classifier_auc(ref, gen + 3.0, seed=0, settings=QUICK)
         >>> result.auc > 0.95
         True
     """
     ref, gen = _paired_samples(ref, gen)
-    settings = _QUICK if quick else _FULL
     n = min(ref.shape[0], gen.shape[0])
-    if n < 10:
-        raise CaloforgeError(f"the classifier test needs at least 10 samples per input, got {n}")
+    if n < MIN_SAMPLES:
+        raise CaloforgeError(
+            f"the classifier test needs at least {MIN_SAMPLES} samples per input, got {n}"
+        )
     device = torch.device(device)
 
     rng = np.random.default_rng(seed)
@@ -270,13 +311,7 @@ def classifier_auc(
         for i, name in enumerate(names)
     }
     y_np = {name: np.repeat([1.0, 0.0], parts[0][i].size) for i, name in enumerate(names)}
-
-    mean, std = x_np["train"].mean(axis=0), x_np["train"].std(axis=0)
-    std[std == 0] = 1.0
-    x = {
-        name: torch.as_tensor((v - mean) / std, dtype=torch.float32, device=device)
-        for name, v in x_np.items()
-    }
+    x = {name: torch.as_tensor(v, dtype=torch.float32, device=device) for name, v in x_np.items()}
     y = {name: torch.as_tensor(v, dtype=torch.float32, device=device) for name, v in y_np.items()}
 
     with _seeded_torch(seed, device):
@@ -300,4 +335,5 @@ def classifier_auc(
         n_test=int(truth.size),
         epochs=epochs,
         best_epoch=best_epoch,
+        settings=settings.name,
     )

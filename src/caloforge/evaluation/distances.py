@@ -135,7 +135,9 @@ def _histogram(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(index, minlength=edges.size + 1) / x.size
 
 
-def separation_power(ref: ArrayLike, gen: ArrayLike, bins: int | ArrayLike = 50) -> float:
+def separation_power(
+    ref: ArrayLike, gen: ArrayLike, bins: int | ArrayLike = 50, *, drop_outside: bool = False
+) -> float:
     r"""Separation power of two histograms of one feature.
 
     .. math:: S = \frac{1}{2} \sum_i \frac{(h_{1,i} - h_{2,i})^2}{h_{1,i} + h_{2,i}}
@@ -145,13 +147,16 @@ def separation_power(ref: ArrayLike, gen: ArrayLike, bins: int | ArrayLike = 50)
 
     Entries outside the edges are counted in an underflow and an overflow bin rather than
     dropped, so that generated values beyond the reference's range count as fully separated
-    instead of vanishing from the comparison (CaloChallenge drops them).
+    instead of vanishing from the comparison. ``drop_outside=True`` drops them and normalises
+    each histogram over its entries inside the edges, as CaloChallenge does; the value is then
+    NaN when a sample has no entry inside.
 
     Arguments:
         ref: The reference sample, with shape :math:`[n]`.
         gen: The generated sample, with shape :math:`[m]`.
         bins: A number of bins, placed by :func:`reference_bin_edges` at the reference's
             quantiles, or the increasing bin edges themselves.
+        drop_outside: Whether to drop entries outside the edges (CaloChallenge's way).
 
     Returns:
         The separation power, in :math:`[0, 1]`.
@@ -177,6 +182,11 @@ def separation_power(ref: ArrayLike, gen: ArrayLike, bins: int | ArrayLike = 50)
             raise CaloforgeError("bin edges must increase strictly")
 
     h_ref, h_gen = _histogram(ref, edges), _histogram(gen, edges)
+    if drop_outside:
+        h_ref, h_gen = h_ref[1:-1], h_gen[1:-1]
+        if h_ref.sum() == 0 or h_gen.sum() == 0:
+            return float("nan")
+        h_ref, h_gen = h_ref / h_ref.sum(), h_gen / h_gen.sum()
     total = h_ref + h_gen
     filled = total > 0
     return float(0.5 * np.sum((h_ref[filled] - h_gen[filled]) ** 2 / total[filled]))
@@ -289,6 +299,7 @@ def fpd(
     max_samples: int = 50_000,
     num_batches: int = 20,
     num_points: int = 10,
+    replace: bool = False,
 ) -> tuple[float, float]:
     r"""Fréchet physics distance (FPD) between two feature samples.
 
@@ -308,6 +319,8 @@ def fpd(
     When the smaller input has :math:`n` < ``max_samples`` samples, the sizes run from
     :math:`n` · ``min_samples`` / ``max_samples`` to :math:`n`, keeping the defaults' span in
     :math:`1/N`, and a warning says so; the extrapolation is then less precise.
+    ``replace=True`` draws with replacement, as jetnet does, at the sizes asked for whatever
+    the inputs' sizes: CaloChallenge's own estimator.
 
     CaloChallenge reports FPD ×10³ (and uses ``min_samples=10_000``); this function returns
     the raw value.
@@ -320,6 +333,7 @@ def fpd(
         max_samples: The largest draw size.
         num_batches: The number of draws per size.
         num_points: The number of sizes, at least 3.
+        replace: Whether to draw with replacement (jetnet's estimator).
 
     Returns:
         The extrapolated distance and its error.
@@ -349,7 +363,7 @@ def fpd(
 
     available = min(ref.shape[0], gen.shape[0])
     smallest, largest = min_samples, max_samples
-    if available < max_samples:
+    if available < max_samples and not replace:
         largest = available
         smallest = max(2, round(available * min_samples / max_samples))
         warnings.warn(
@@ -370,8 +384,8 @@ def fpd(
     for i, size in enumerate(sizes):
         distances = [
             frechet_distance(
-                *_mean_and_covariance(ref[rng.choice(ref.shape[0], size, replace=False)]),
-                *_mean_and_covariance(gen[rng.choice(gen.shape[0], size, replace=False)]),
+                *_mean_and_covariance(ref[rng.choice(ref.shape[0], size, replace=replace)]),
+                *_mean_and_covariance(gen[rng.choice(gen.shape[0], size, replace=replace)]),
             )
             for _ in range(num_batches)
         ]
@@ -421,6 +435,7 @@ def kpd(
     seed: int,
     num_batches: int = 10,
     batch_size: int = 5_000,
+    replace: bool = False,
 ) -> tuple[float, float]:
     r"""Kernel physics distance (KPD) between two feature samples.
 
@@ -433,7 +448,8 @@ def kpd(
 
     When the smaller input has fewer than ``2 * batch_size`` samples, the batch shrinks to
     half of it, so that batches still differ from one another, and a warning says so. The
-    estimator stays unbiased; only its spread grows.
+    estimator stays unbiased; only its spread grows. ``replace=True`` draws full batches with
+    replacement whatever the inputs' sizes, as jetnet does: CaloChallenge's own estimator.
 
     CaloChallenge reports KPD ×10³ (with batches of 10 000); this function returns the raw
     value, which can be slightly negative for matching distributions.
@@ -444,6 +460,7 @@ def kpd(
         seed: The seed of the draws.
         num_batches: The number of batches.
         batch_size: The number of samples drawn from each input per batch.
+        replace: Whether to draw with replacement (jetnet's estimator).
 
     Returns:
         The median and its error.
@@ -468,8 +485,8 @@ def kpd(
     ref, gen = _scale_by_reference(ref, gen)
 
     available = min(ref.shape[0], gen.shape[0])
-    size = min(batch_size, available // 2)
-    if size < 2:
+    size = batch_size if replace else min(batch_size, available // 2)
+    if size < 2 or available < 2:
         raise CaloforgeError(f"KPD needs at least 4 samples per input, got {available}")
     if size < batch_size:
         warnings.warn(
@@ -482,8 +499,8 @@ def kpd(
     values = np.array(
         [
             _unbiased_mmd2(
-                ref[rng.choice(ref.shape[0], size, replace=False)],
-                gen[rng.choice(gen.shape[0], size, replace=False)],
+                ref[rng.choice(ref.shape[0], size, replace=replace)],
+                gen[rng.choice(gen.shape[0], size, replace=replace)],
             )
             for _ in range(num_batches)
         ]

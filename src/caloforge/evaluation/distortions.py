@@ -3,7 +3,10 @@
 A metric earns trust by staying at its floor for two samples of the same physics and by moving
 clearly for a known defect. ``scale_energy`` multiplies every cell (a 5 % miscalibration);
 ``smear_cells`` spreads each layer's image with a Gaussian of a given width in cells (a shower
-too wide by about one cell), conserving each layer's energy inside the readout.
+too wide by about one cell), conserving each layer's energy inside the readout;
+``share_with_neighbours`` moves a fraction of every cell's energy to its four neighbours, a
+defect that a classifier of the cells must see; ``shift_outward`` moves a fraction of every
+polar cell's energy to the next ring outward (a radial smear).
 """
 
 from __future__ import annotations
@@ -15,10 +18,17 @@ import numpy as np
 from scipy import ndimage
 
 from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter
-from caloforge.detectors import CartesianBinning, Detector
+from caloforge.detectors import CartesianBinning, Detector, PolarBinning
 from caloforge.errors import CaloforgeError
 
-__all__ = ["DISTORTIONS", "scale_energy", "smear_cells", "write_distorted"]
+__all__ = [
+    "DISTORTIONS",
+    "scale_energy",
+    "share_with_neighbours",
+    "shift_outward",
+    "smear_cells",
+    "write_distorted",
+]
 
 
 def scale_energy(showers: np.ndarray, factor: float = 1.05) -> np.ndarray:
@@ -46,9 +56,57 @@ def smear_cells(showers: np.ndarray, detector: Detector, sigma_cells: float = 1.
     return out
 
 
+def share_with_neighbours(
+    showers: np.ndarray, detector: Detector, fraction: float = 0.2
+) -> np.ndarray:
+    """Each cartesian cell keeps 1 − ``fraction`` of its energy and gives ``fraction`` / 4 to
+    each of its four neighbours; what would leave the readout stays in the cell."""
+    out = np.empty_like(showers)
+    offsets = detector.layer_offsets
+    for i, layer in enumerate(detector.readout_layers):
+        if not isinstance(layer.readout, CartesianBinning):
+            raise CaloforgeError("sharing with neighbours is defined for cartesian layers only")
+        a, b = offsets[i], offsets[i + 1]
+        images = showers[:, a:b].reshape(len(showers), *layer.readout.shape).astype(np.float64)
+        given = images * (fraction / 4)
+        shared = images - 4 * given
+        for axis in (1, 2):
+            for shift in (-1, 1):
+                moved = np.roll(given, shift, axis=axis)
+                edge = [slice(None)] * 3
+                edge[axis] = 0 if shift == 1 else -1
+                # Energy rolled round the edge goes back to the cell it came from.
+                back = [slice(None)] * 3
+                back[axis] = -1 if shift == 1 else 0
+                shared[tuple(back)] += moved[tuple(edge)]
+                moved[tuple(edge)] = 0
+                shared += moved
+        out[:, a:b] = shared.reshape(len(showers), -1)
+    return out
+
+
+def shift_outward(showers: np.ndarray, detector: Detector, fraction: float = 0.2) -> np.ndarray:
+    """Each polar cell gives ``fraction`` of its energy to the next ring outward at the same
+    angle; the outermost ring keeps its own."""
+    out = np.empty_like(showers)
+    offsets = detector.layer_offsets
+    for i, layer in enumerate(detector.readout_layers):
+        if not isinstance(layer.readout, PolarBinning):
+            raise CaloforgeError("shifting outward is defined for polar layers only")
+        a, b = offsets[i], offsets[i + 1]
+        rings = showers[:, a:b].reshape(len(showers), *layer.readout.shape).astype(np.float64)
+        moved = rings[:, :, :-1] * fraction
+        rings[:, :, :-1] -= moved
+        rings[:, :, 1:] += moved
+        out[:, a:b] = rings.reshape(len(showers), -1)
+    return out
+
+
 DISTORTIONS = {
     "energy x1.05": lambda showers, detector: scale_energy(showers, 1.05),
     "widened by 1 cell": lambda showers, detector: smear_cells(showers, detector, 1.0),
+    "20% to neighbours": lambda showers, detector: share_with_neighbours(showers, detector, 0.2),
+    "20% outward": lambda showers, detector: shift_outward(showers, detector, 0.2),
 }
 """The distortions of the yardstick's calibration, by name."""
 

@@ -1,11 +1,19 @@
 """``evaluate``: how faithful generated showers are to reference showers.
 
-The two files must describe the same detector and cover the same condition distribution. Cells
-below the readout threshold are zeroed in both, then every high-level feature is compared by
-separation power and Wasserstein-1, all of them together by FPD and KPD, and the showers by the
-CaloChallenge classifier test on cells (low-level) and on features (high-level). The same
-comparisons of E_tot and of the response repeat in bins of energy, angle and particle type.
-Everything is seeded: the same files and seed give the same metrics.json.
+The two files must describe the same detector, hold energies in the same unit and cover the same
+condition distribution. Cells below the readout threshold are zeroed in both, then every
+high-level feature is compared by separation power and Wasserstein-1, all of them together by FPD
+and KPD, and the showers by the CaloChallenge classifier test on cells (low-level) and on
+features (high-level). The same comparisons of E_tot and of the response repeat in bins of
+energy, angle and particle type. Everything is seeded: the same files and seed give the same
+metrics.json.
+
+Two protocols. ``caloforge`` (the default) uses the project's estimators: separation powers on
+√N bins at the reference's quantiles with under- and overflow counted, FPD and KPD on features
+standardised by the reference and drawn without replacement, so that they do not depend on the
+features' units, ranges or the sample size. ``calochallenge`` reproduces CaloChallenge's own
+numbers (``caloforge.evaluation.calochallenge``). The classifier follows CaloChallenge's
+protocol in both.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from caloforge.data.showerfile import CaloforgeWarning, ShowerFile
+from caloforge.data.showerfile import CALIBRATED, CaloforgeWarning, EnergyUnit, ShowerFile
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation import distances
@@ -44,6 +52,10 @@ P_REFUSE = 1e-3
 """Condition distributions that differ with a corrected KS p-value below this are refused."""
 P_WARN = 0.05
 MIN_BIN_EVENTS = 20
+RESPONSE_RATIO_WARN = 2.0
+"""Median E_tot/E_inc of the two files differing by more than this factor is warned about:
+usually a unit mismatch, not a model."""
+PROTOCOLS = ("caloforge", "calochallenge")
 
 
 @dataclass
@@ -74,8 +86,11 @@ class Evaluation:
         return list(self.reference.features)
 
 
-def load_sample(path: str | Path, max_events: int | None, threshold: float) -> Sample:
-    """Read up to ``max_events`` events of a file and apply the readout threshold."""
+def load_sample(
+    path: str | Path, max_events: int | None, threshold: float, scale: float = 1.0
+) -> Sample:
+    """Read up to ``max_events`` events of a file, multiply the cells by ``scale`` and apply
+    the readout threshold (in the scaled unit)."""
     f = ShowerFile(path)
     if len(f) == 0:
         raise CaloforgeError(f"{f.path} holds no events")
@@ -86,8 +101,9 @@ def load_sample(path: str | Path, max_events: int | None, threshold: float) -> S
             stacklevel=2,
         )
     data = f.read(0, max_events)
+    showers = data.showers if scale == 1.0 else data.showers * np.float32(scale)
     return Sample(
-        showers=apply_threshold(data.showers, threshold),
+        showers=apply_threshold(showers, threshold),
         energy=data.incident_energies[:, 0],
         conditions=data.conditions,
         provenance={
@@ -146,6 +162,18 @@ def _high_level_inputs(sample: Sample, names: list[str]) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
+def _common_unit(gen: ShowerFile, ref: ShowerFile) -> EnergyUnit:
+    """The files' energy unit; refuses two that differ. A file that does not say (a foreign
+    file) is taken to be in the other's unit, or in visible MeV."""
+    gen_unit, ref_unit = gen.energy_unit, ref.energy_unit
+    if gen_unit is not None and ref_unit is not None and gen_unit != ref_unit:
+        raise CaloforgeError(
+            f"the files hold energies in different units: {gen.path} {gen_unit}, {ref.path} "
+            f"{ref_unit}; convert one (caloforge convert --from/--to calochallenge)"
+        )
+    return ref_unit or gen_unit or EnergyUnit()
+
+
 def evaluate(
     generated: str | Path,
     reference: str | Path,
@@ -156,6 +184,7 @@ def evaluate(
     classifier: bool = True,
     max_events: int | None = None,
     allow_condition_mismatch: bool = False,
+    protocol: str = "caloforge",
     stage: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Compare a generated shower file with a reference one.
@@ -163,18 +192,21 @@ def evaluate(
     Arguments:
         generated: the file to judge.
         reference: the Geant4 (or other trusted) file.
-        threshold: readout threshold in MeV; the detector's own when None.
+        threshold: readout threshold in visible MeV; the detector's own when None.
         seed: seed of every random draw (FPD/KPD batches, classifier splits and training).
-        quick: small classifier and short training, for tests and quick looks.
+        quick: the quick classifier (``classifier.QUICK``) instead of CaloChallenge's.
         classifier: run the classifier tests (the slowest part).
         max_events: use at most this many events of each file.
         allow_condition_mismatch: warn instead of refusing differing condition distributions.
+        protocol: ``caloforge`` (the project's estimators) or ``calochallenge`` (its own).
         stage: called with the name of each stage as it starts (progress display).
 
     Returns:
         An Evaluation whose ``metrics`` is the content of metrics.json.
     """
     say = stage or (lambda _: None)
+    if protocol not in PROTOCOLS:
+        raise CaloforgeError(f"unknown protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
     gen_file, ref_file = ShowerFile(generated), ShowerFile(reference)
     detector = _common_detector(gen_file, ref_file)
     if gen_file.condition_names != ref_file.condition_names:
@@ -183,21 +215,40 @@ def evaluate(
             f"{', '.join(ref_file.condition_names)}"
         )
     names = ref_file.condition_names
-    threshold = detector.threshold if threshold is None else threshold
-    if threshold < 0:
-        raise CaloforgeError(f"threshold must not be negative, got {threshold}")
-    gen = load_sample(generated, max_events, threshold)
-    ref = load_sample(reference, max_events, threshold)
+    unit = _common_unit(gen_file, ref_file)
+    visible_threshold = detector.threshold if threshold is None else threshold
+    if visible_threshold < 0:
+        raise CaloforgeError(f"threshold must not be negative, got {visible_threshold}")
+    scale = 1.0
+    if protocol == "calochallenge":
+        from caloforge.evaluation.calochallenge import check_geometry
+
+        check_geometry(detector)
+        if unit.kind != CALIBRATED:
+            if detector.sampling_fraction is None:
+                raise CaloforgeError(
+                    f"the calochallenge protocol needs calibrated energies, and detector "
+                    f"{detector.name!r} has no sampling fraction to calibrate with"
+                )
+            unit, scale = (
+                EnergyUnit(CALIBRATED, detector.sampling_fraction),
+                (1.0 / detector.sampling_fraction),
+            )
+    threshold = unit.threshold(visible_threshold)
+    gen = load_sample(generated, max_events, threshold, scale)
+    ref = load_sample(reference, max_events, threshold, scale)
     return compare(
         ref,
         gen,
         detector,
         names,
         threshold=threshold,
+        unit=unit,
         seed=seed,
         quick=quick,
         classifier=classifier,
         allow_condition_mismatch=allow_condition_mismatch,
+        protocol=protocol,
         stage=say,
     )
 
@@ -209,14 +260,17 @@ def compare(
     names: tuple[str, ...],
     *,
     threshold: float,
+    unit: EnergyUnit | None = None,
     seed: int = 0,
     quick: bool = False,
     classifier: bool = True,
     allow_condition_mismatch: bool = False,
+    protocol: str = "caloforge",
     stage: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """Compare two samples already in memory (thresholded); see ``evaluate``."""
+    """Compare two samples already in memory (thresholded, in ``unit``); see ``evaluate``."""
     say = stage or (lambda _: None)
+    unit = unit or EnergyUnit()
     notes: list[str] = []
     hint = f" --conditions-from {ref.provenance['path']}" if "path" in ref.provenance else ""
     check = compare_conditions(ref.conditions, gen.conditions, names)
@@ -238,50 +292,30 @@ def compare(
         sample.features = high_level_features(
             sample.showers, detector, sample.energy, sample.conditions, names
         )
-    feature_names = list(ref.features)
-    bins = histogram_bins(len(ref))
-    separation = {
-        n: distances.separation_power(ref.features[n], gen.features[n], bins) for n in feature_names
-    }
-    w1 = {n: distances.wasserstein1(ref.features[n], gen.features[n]) for n in feature_names}
-    spectrum = _cell_spectrum_separation(ref.showers, gen.showers, bins)
+    responses = [float(np.median(s.features["E_tot/E_inc"])) for s in (ref, gen)]
+    if min(responses) <= 0 or max(responses) / min(responses) > RESPONSE_RATIO_WARN:
+        message = (
+            f"the median E_tot/E_inc differ by more than a factor {RESPONSE_RATIO_WARN:g} "
+            f"(reference {responses[0]:.3g}, generated {responses[1]:.3g}): are the files in "
+            "the same energy unit?"
+        )
+        warnings.warn(message, CaloforgeWarning, stacklevel=2)
+        notes.append(message)
 
-    # FPD, KPD and the high-level classifier use the features that vary in the reference; the
-    # spreads repeat the widths.
-    varying = [
-        n for n in feature_names if ref.features[n].std() > 0 and not n.startswith("spread_")
-    ]
-    say("FPD and KPD")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # In the reference's standard units: features come in MeV, mm and pure numbers, and
-        # KPD's polynomial kernel is not scale-invariant, so raw values let E_tot dominate.
-        ref_matrix = _metric_matrix(ref.features, varying)
-        centre, scale = ref_matrix.mean(axis=0), ref_matrix.std(axis=0)
-        ref_matrix = (ref_matrix - centre) / scale
-        gen_matrix = (_metric_matrix(gen.features, varying) - centre) / scale
-        fpd, fpd_err = distances.fpd(ref_matrix, gen_matrix, seed=seed)
-        kpd, kpd_err = distances.kpd(ref_matrix, gen_matrix, seed=seed)
+        measure = _calochallenge_metrics if protocol == "calochallenge" else _caloforge_metrics
+        part = measure(ref, gen, detector, threshold, seed, say)
     notes += sorted({str(w.message) for w in caught})
 
     results: dict[str, Any] = {}
     if classifier:
-        from caloforge.evaluation.classifier import classifier_auc, low_level_inputs
+        from caloforge.evaluation.classifier import PROTOCOL, QUICK, classifier_auc
 
-        say("classifier (cells)")
-        results["low"] = classifier_auc(
-            low_level_inputs(ref.showers, ref.energy),
-            low_level_inputs(gen.showers, gen.energy),
-            seed=seed,
-            quick=quick,
-        )
-        say("classifier (features)")
-        results["high"] = classifier_auc(
-            _high_level_inputs(ref, varying),
-            _high_level_inputs(gen, varying),
-            seed=seed,
-            quick=quick,
-        )
+        settings = QUICK if quick else PROTOCOL
+        for level, label in (("low", "cells"), ("high", "features")):
+            say(f"classifier ({label}{', quick' if quick else ''})")
+            results[level] = classifier_auc(*part.inputs[level], seed=seed, settings=settings)
 
     say("bins")
     per_bin = _binned(ref, gen, names)
@@ -290,22 +324,22 @@ def compare(
         "n_reference": len(ref),
         "classifier_auc_low": results["low"].auc if classifier else None,
         "classifier_auc_high": results["high"].auc if classifier else None,
-        "fpd": fpd,
-        "fpd_err": fpd_err,
-        "kpd": kpd,
-        "kpd_err": kpd_err,
-        "fpd_kpd_scale": (
-            "features standardised by the reference's mean and std; raw values, "
-            "CaloChallenge tables quote them x 1e3"
-        ),
-        "separation_power": separation,
-        "w1": w1,
-        "cell_spectrum_separation_power": spectrum,
-        "observables": feature_names,
-        "metric_features": varying,
-        "classifier": {k: vars(v) | {"quick": quick} for k, v in results.items()},
-        "histogram_bins": bins,
+        "fpd": part.fpd[0],
+        "fpd_err": part.fpd[1],
+        "kpd": part.kpd[0],
+        "kpd_err": part.kpd[1],
+        "fpd_kpd_scale": part.fpd_kpd_scale,
+        "protocol": protocol,
+        "separation_power": part.separation,
+        "w1": part.w1,
+        "cell_spectrum_separation_power": part.spectrum,
+        "observables": list(ref.features),
+        "metric_features": part.metric_features,
+        "classifier": {k: vars(v) for k, v in results.items()},
+        "histogram_bins": part.bins,
         "threshold_mev": threshold,
+        "energy_unit": str(unit),
+        "median_response": {"reference": responses[0], "generated": responses[1]},
         "seed": seed,
         "conditions": {
             "names": list(names),
@@ -321,6 +355,114 @@ def compare(
 
     metrics["caloforge_version"] = __version__
     return Evaluation(metrics=metrics, detector=detector, reference=ref, generated=gen)
+
+
+@dataclass
+class _ProtocolMetrics:
+    """What a protocol measures: histogram distances, FPD/KPD, and the classifier inputs."""
+
+    separation: dict[str, float]
+    w1: dict[str, float]
+    spectrum: float
+    fpd: tuple[float, float]
+    kpd: tuple[float, float]
+    fpd_kpd_scale: str
+    metric_features: list[str]
+    bins: int | str
+    inputs: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _caloforge_metrics(ref, gen, detector, threshold, seed, say) -> _ProtocolMetrics:
+    from caloforge.evaluation.classifier import low_level_inputs
+
+    feature_names = list(ref.features)
+    bins = histogram_bins(len(ref))
+    separation = {
+        n: distances.separation_power(ref.features[n], gen.features[n], bins) for n in feature_names
+    }
+    w1 = {n: distances.wasserstein1(ref.features[n], gen.features[n]) for n in feature_names}
+    spectrum = _cell_spectrum_separation(ref.showers, gen.showers, bins)
+    # FPD, KPD and the high-level classifier use the features that vary in the reference; the
+    # spreads repeat the widths.
+    varying = [
+        n for n in feature_names if ref.features[n].std() > 0 and not n.startswith("spread_")
+    ]
+    say("FPD and KPD")
+    # In the reference's standard units: features come in MeV, mm and pure numbers, and
+    # KPD's polynomial kernel is not scale-invariant, so raw values let E_tot dominate.
+    ref_matrix, gen_matrix = _standardised(
+        _metric_matrix(ref.features, varying), _metric_matrix(gen.features, varying)
+    )
+    # Cells / E_inc in units of the reference's response, so that the classifier, which does
+    # not standardise, sees inputs of the same size whatever the energy unit.
+    response = float(np.median(ref.features["E_tot/E_inc"])) or 1.0
+    return _ProtocolMetrics(
+        separation=separation,
+        w1=w1,
+        spectrum=spectrum,
+        fpd=distances.fpd(ref_matrix, gen_matrix, seed=seed),
+        kpd=distances.kpd(ref_matrix, gen_matrix, seed=seed),
+        fpd_kpd_scale=(
+            "features standardised by the reference's mean and std, drawn without "
+            "replacement; raw values, CaloChallenge tables quote them x 1e3"
+        ),
+        metric_features=varying,
+        bins=bins,
+        inputs={
+            "low": (
+                low_level_inputs(ref.showers, ref.energy, 1.0 / response),
+                low_level_inputs(gen.showers, gen.energy, 1.0 / response),
+            ),
+            "high": _standardised(
+                _high_level_inputs(ref, varying), _high_level_inputs(gen, varying)
+            ),
+        },
+    )
+
+
+def _calochallenge_metrics(ref, gen, detector, threshold, seed, say) -> _ProtocolMetrics:
+    from caloforge.evaluation import calochallenge as cc
+    from caloforge.evaluation.classifier import low_level_inputs
+
+    features = [cc.high_level_features(s.showers, s.energy, detector) for s in (ref, gen)]
+    edges = {n: cc.histogram_edges(n, features[0][n], threshold) for n in features[0]}
+    separation = {
+        n: distances.separation_power(features[0][n], features[1][n], e, drop_outside=True)
+        for n, e in edges.items()
+        if e is not None
+    }
+    w1 = {n: distances.wasserstein1(features[0][n], features[1][n]) for n in features[0]}
+    ref_cells, gen_cells = cell_energies(ref.showers), cell_energies(gen.showers)
+    spectrum = distances.separation_power(
+        ref_cells, gen_cells, cc.cell_spectrum_edges(ref_cells, threshold), drop_outside=True
+    )
+    say("FPD and KPD")
+    matrices = [cc.feature_matrix(f, s.energy) for f, s in zip(features, (ref, gen), strict=True)]
+    return _ProtocolMetrics(
+        separation=separation,
+        w1=w1,
+        spectrum=spectrum,
+        fpd=distances.fpd(*matrices, seed=seed, **cc.FPD_OPTIONS),
+        kpd=distances.kpd(*matrices, seed=seed, **cc.KPD_OPTIONS),
+        fpd_kpd_scale=(
+            "CaloChallenge's: its feature array scaled by the reference's max |value|, jetnet's "
+            "draws with replacement (FPD 10 000-50 000, KPD batches of 10 000); raw values, "
+            "CaloChallenge tables quote them x 1e3"
+        ),
+        metric_features=list(features[0]),
+        bins="CaloChallenge's fixed ranges",
+        inputs={
+            "low": tuple(low_level_inputs(s.showers, s.energy) for s in (ref, gen)),
+            "high": tuple(matrices),
+        },
+    )
+
+
+def _standardised(ref: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both matrices in the reference's standard units (constant columns left centred)."""
+    centre, scale = ref.mean(axis=0), ref.std(axis=0)
+    scale[scale == 0] = 1.0
+    return (ref - centre) / scale, (gen - centre) / scale
 
 
 def histogram_bins(n_reference: int) -> int:

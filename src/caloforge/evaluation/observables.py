@@ -29,6 +29,7 @@ __all__ = [
     "correlation_matrix",
     "high_level_features",
     "layer_energies",
+    "layer_moments",
     "lhcb_cluster_features",
     "sparsity",
 ]
@@ -61,18 +62,25 @@ def centres_and_widths(showers: np.ndarray, detector: Detector) -> dict[str, np.
 
     Returns (N, L) arrays under ``centre_x``, ``centre_y``, ``width_x``, ``width_y``, ``spread``.
     """
-    offsets = detector.layer_offsets[:-1]
-    e = layer_energies(showers, detector)
     x, y = detector.cell_centres[:, 0], detector.cell_centres[:, 1]
-    s = showers.astype(np.float64, copy=False)
     out = {}
     for axis, coord in (("x", x), ("y", y)):
-        mean = _safe_ratio(np.add.reduceat(s * coord, offsets, axis=1), e)
-        second = _safe_ratio(np.add.reduceat(s * coord**2, offsets, axis=1), e)
-        out[f"centre_{axis}"] = mean
-        out[f"width_{axis}"] = np.sqrt(np.clip(second - mean**2, 0, None))
+        out[f"centre_{axis}"], out[f"width_{axis}"] = layer_moments(showers, detector, coord)
     out["spread"] = np.hypot(out["width_x"], out["width_y"])
     return out
+
+
+def layer_moments(
+    showers: np.ndarray, detector: Detector, coordinate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, L) energy-weighted mean and width sqrt(<c²> − <c>²) of a per-cell ``coordinate``
+    in each layer; 0 for an empty layer."""
+    offsets = detector.layer_offsets[:-1]
+    e = layer_energies(showers, detector)
+    s = showers.astype(np.float64, copy=False)
+    mean = _safe_ratio(np.add.reduceat(s * coordinate, offsets, axis=1), e)
+    second = _safe_ratio(np.add.reduceat(s * coordinate**2, offsets, axis=1), e)
+    return mean, np.sqrt(np.clip(second - mean**2, 0, None))
 
 
 def sparsity(showers: np.ndarray, detector: Detector, threshold: float = 0.0) -> np.ndarray:

@@ -224,6 +224,12 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
     return path
 
 
+def _quick_label(metrics: dict[str, Any]) -> str:
+    """Where the quick classifier made the AUCs, which understate differences: " (quick)"."""
+    classifier = metrics.get("classifier") or {}
+    return " (quick)" if any(r.get("settings") == "quick" for r in classifier.values()) else ""
+
+
 def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of an evaluation as (label, value) rows for a terminal table.
 
@@ -241,13 +247,14 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         (('events (reference / generated)', '1000 / 900'), ('FPD ×10³', '1.23 ± 0.40'))
     """
     worst = _worst_features(metrics, 1)
+    quick = _quick_label(metrics)
     rows = [
         (
             "events (reference / generated)",
             f"{metrics.get('n_reference')} / {metrics.get('n_generated')}",
         ),
-        ("classifier AUC, cells", _fixed(metrics.get("classifier_auc_low"), 3)),
-        ("classifier AUC, features", _fixed(metrics.get("classifier_auc_high"), 3)),
+        (f"classifier AUC, cells{quick}", _fixed(metrics.get("classifier_auc_low"), 3)),
+        (f"classifier AUC, features{quick}", _fixed(metrics.get("classifier_auc_high"), 3)),
         ("FPD ×10³", _scaled_with_error(metrics.get("fpd"), metrics.get("fpd_err"))),
         ("KPD ×10³", _scaled_with_error(metrics.get("kpd"), metrics.get("kpd_err"))),
         (
@@ -1251,9 +1258,16 @@ def _verdict_html(metrics: dict[str, Any], labels: _Labels) -> str:
     ran = bool(classifier)
     auc_hint = "0.5 = indistinguishable, 1 = separable" if ran else "classifier not run"
     threshold = metrics.get("threshold_mev")
+    quick = _quick_label(metrics)
     cards = [
-        _card("classifier AUC · cells", _fixed(metrics.get("classifier_auc_low"), 3), auc_hint),
-        _card("classifier AUC · features", _fixed(metrics.get("classifier_auc_high"), 3), auc_hint),
+        _card(
+            f"classifier AUC · cells{quick}", _fixed(metrics.get("classifier_auc_low"), 3), auc_hint
+        ),
+        _card(
+            f"classifier AUC · features{quick}",
+            _fixed(metrics.get("classifier_auc_high"), 3),
+            auc_hint,
+        ),
         _card(
             "FPD ×10³",
             _scaled_with_error(metrics.get("fpd"), metrics.get("fpd_err")),
@@ -1269,13 +1283,17 @@ def _verdict_html(metrics: dict[str, Any], labels: _Labels) -> str:
             f"{metrics.get('n_reference')} / {metrics.get('n_generated')}",
             "reference / generated",
         ),
-        _card("threshold", f"{_sig(threshold)} MeV", "cells below are zeroed in both"),
+        _card(
+            "threshold",
+            f"{_sig(threshold)} MeV",
+            f"{metrics.get('energy_unit', 'visible MeV')}; cells below are zeroed in both",
+        ),
     ]
     context = (
         "For scale: Geant4 against Geant4 gives AUC 0.50; in CaloChallenge 2022 (dataset 2) the "
         "cell-level AUCs of the entries ranged from 0.53 to 0.94."
     )
-    if any(result.get("quick") for result in classifier.values()):
+    if quick:
         context += (
             " This evaluation used the quick classifier (small network, short training), which "
             "separates less well: its AUCs understate the differences."
@@ -1554,7 +1572,7 @@ def _provenance_section(metrics: dict[str, Any]) -> str:
                 f"AUC {_fixed(result.get('auc'), 4)}, JSD {_sig(result.get('jsd'))}, "
                 f"train/val/test {result.get('n_train')}/{result.get('n_val')}/"
                 f"{result.get('n_test')}, best epoch {result.get('best_epoch')} of "
-                f"{result.get('epochs')}{', quick' if result.get('quick') else ''}",
+                f"{result.get('epochs')}, {result.get('settings', 'protocol')} settings",
             )
         )
     return (

@@ -15,6 +15,7 @@ A resumed run therefore continues exactly, and ends with the weights an uninterr
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.errors import CaloforgeError
+from caloforge.evaluation.classifier import MIN_SAMPLES
 from caloforge.evaluation.observables import apply_threshold
 from caloforge.models import get_family
 from caloforge.models.base import GenerativeModel, read_config
@@ -51,7 +53,7 @@ class TrainingSettings(BaseModel):
     eval_every: int = Field(default=1000, gt=0)
     log_every: int = Field(default=50, gt=0)
     holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
-    eval_events: int = Field(default=2000, gt=0)
+    eval_events: int = Field(default=2000, ge=MIN_SAMPLES)
     max_events: int | None = Field(default=None, gt=0)
 
 
@@ -81,6 +83,13 @@ class _Data:
         n = len(data)
         order = np.random.default_rng([settings.seed, 0x401D]).permutation(n)
         n_hold = max(2, min(int(n * settings.holdout_fraction), settings.eval_events))
+        if n_hold < MIN_SAMPLES:
+            # Refused now, not after the training: the evaluation at its end needs them.
+            raise CaloforgeError(
+                f"{f.path}: {n} events leave {n_hold} for the held-out evaluation at the end "
+                f"of training, which needs {MIN_SAMPLES}; train on at least "
+                f"{math.ceil(MIN_SAMPLES / settings.holdout_fraction)} events"
+            )
         hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
         self.detector = f.detector
         if self.detector is None:
