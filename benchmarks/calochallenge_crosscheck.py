@@ -40,20 +40,9 @@ import h5py
 import numpy as np
 
 from caloforge.data.formats import to_calochallenge
+from caloforge.data.showerfile import copy_head
 from caloforge.evaluation.distortions import write_distorted
 from caloforge.evaluation.evaluate import evaluate
-
-
-def head(src: Path, out: Path, n: int) -> Path:
-    """The first n events of a caloforge file, as a file (CaloChallenge needs equal sizes)."""
-    from caloforge.data.showerfile import ShowerFile, ShowerWriter
-
-    f = ShowerFile(src)
-    with ShowerWriter.create(
-        out, n_cells=f.n_cells, condition_names=f.condition_names, attrs=f.header
-    ) as writer:
-        writer.append(f.read(0, n))
-    return out
 
 
 def calochallenge_scores(code: Path, gen: Path, ref: Path, out: Path, seed: int) -> dict:
@@ -166,8 +155,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ref = head(args.reference, tmp / "ref.h5", args.n)
-        other = head(args.other, tmp / "other.h5", args.n)
+        ref = copy_head(args.reference, tmp / "ref.h5", args.n)
+        other = copy_head(args.other, tmp / "other.h5", args.n)
         pairs = {
             "Geant4 vs Geant4": other,
             "20% outward": write_distorted(other, tmp / "outward.h5", "20% outward"),

@@ -19,25 +19,10 @@ import time
 import warnings
 from pathlib import Path
 
-from caloforge.data.showerfile import ShowerFile, ShowerWriter
+from caloforge.data.showerfile import copy_head
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.distortions import DISTORTIONS, write_distorted
 from caloforge.evaluation.evaluate import evaluate
-
-
-def head(src: Path, out: Path, n: int) -> Path:
-    """The first n events of a file, as a file."""
-    f = ShowerFile(src)
-    with ShowerWriter.create(
-        out,
-        n_cells=f.n_cells,
-        condition_names=f.condition_names,
-        attrs=f.header,
-        extra_names=f.extra_names,
-    ) as writer:
-        for start in range(0, min(n, len(f)), 5000):
-            writer.append(f.read(start, min(start + 5000, n)))
-    return out
 
 
 def main() -> None:
@@ -51,8 +36,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        reference = head(args.reference, tmp / "reference.h5", args.n)
-        other = head(args.other, tmp / "other.h5", args.n)
+        reference = copy_head(args.reference, tmp / "reference.h5", args.n)
+        other = copy_head(args.other, tmp / "other.h5", args.n)
         cases = {"Geant4 vs Geant4 (floor)": other}
         for name in DISTORTIONS:
             try:

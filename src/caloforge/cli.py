@@ -233,7 +233,7 @@ def sources() -> None:
 
 @app.command("info")
 def info(file: Annotated[Path, typer.Argument(help="A shower file.")]) -> None:
-    """Describe a shower file: events, cells, conditions, detector, producer, seed."""
+    """Describe a shower file: events, cells, conditions, detector, producer, seed, unit."""
     import numpy as np
 
     from caloforge.data.showerfile import ShowerFile
@@ -247,6 +247,7 @@ def info(file: Annotated[Path, typer.Argument(help="A shower file.")]) -> None:
     out.print(f"source: {source.name if source else '(none recorded)'}")
     out.print(f"producer: {f.producer or '(none recorded)'}", highlight=False)
     out.print(f"seed: {f.seed}, caloforge {f.attrs.get('caloforge_version', '-')}")
+    out.print(f"cell energies: {f.energy_unit or '(unit not stated)'}")
     if f.extra_names:
         out.print(f"extras: {', '.join(f.extra_names)}")
     if len(f):

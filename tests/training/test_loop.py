@@ -1,12 +1,13 @@
 import json
 
+import h5py
 import numpy as np
 import pytest
 from safetensors.torch import load_file
 
 from caloforge.errors import CaloforgeError
 from caloforge.training.loop import TrainingSettings, train
-from tests.conftest import TINY_WGAN
+from tests.conftest import TINY_WGAN, write_lhcb_like
 
 
 def settings(**kw):
@@ -108,3 +109,22 @@ def test_training_data_is_read_out_above_the_threshold(lhcb_like):
     threshold = data.detector.threshold
     assert ((raw > 0) & (raw < threshold)).any()  # the fixture has cells under it
     assert not ((data.showers > 0) & (data.showers < threshold)).any()
+
+
+def test_files_too_small_or_calibrated_are_refused_before_training(tmp_path, lhcb_like):
+    # 80 events leave 8 for the held-out evaluation that ends training: refused at once, with
+    # no model directory written, not after the training.
+    small = write_lhcb_like(tmp_path / "small.h5", 80, seed=3)
+    settings = TrainingSettings(steps=2, batch_size=8)
+    with pytest.raises(CaloforgeError, match=r"leave 8 .* needs 10; train on at least 100"):
+        train("wgan-gp-lhcb", small, tmp_path / "m", settings=settings, model_options=TINY_WGAN)
+    assert not (tmp_path / "m").exists()
+    enough = write_lhcb_like(tmp_path / "enough.h5", 100, seed=3)
+    result = train(
+        "wgan-gp-lhcb", enough, tmp_path / "m", settings=settings, model_options=TINY_WGAN
+    )
+    assert result.complete
+    with h5py.File(enough, "a") as h5:
+        h5.attrs["energy_unit"] = "calibrated MeV"
+    with pytest.raises(CaloforgeError, match="convert it"):
+        train("wgan-gp-lhcb", enough, tmp_path / "m2", settings=settings, model_options=TINY_WGAN)

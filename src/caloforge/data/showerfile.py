@@ -37,6 +37,7 @@ __all__ = [
     "ShowerFile",
     "ShowerWriter",
     "check_energies",
+    "copy_head",
     "open_h5",
     "partial_path",
 ]
@@ -515,3 +516,18 @@ class ShowerWriter:
             os.replace(partial, self.final)
             return self.final
         return partial
+
+
+def copy_head(src: str | Path, out: str | Path, n: int, batch_size: int = 5000) -> Path:
+    """A new file with the first ``n`` events of ``src`` and its attributes."""
+    f = ShowerFile(src)
+    with ShowerWriter.create(
+        out,
+        n_cells=f.n_cells,
+        condition_names=f.condition_names,
+        attrs=f.header,
+        extra_names=f.extra_names,
+    ) as writer:
+        for start in range(0, min(n, len(f)), batch_size):
+            writer.append(f.read(start, min(start + batch_size, n)))
+    return writer.final

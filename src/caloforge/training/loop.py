@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from caloforge.data.showerfile import ShowerFile
+from caloforge.data.showerfile import VISIBLE, ShowerFile
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.classifier import MIN_SAMPLES
 from caloforge.evaluation.observables import apply_threshold
@@ -79,6 +79,11 @@ class _Data:
         if len(f) < 10:
             raise CaloforgeError(f"{f.path} has {len(f)} events; training needs at least 10")
         self.file = f
+        if f.energy_unit is not None and f.energy_unit.kind != VISIBLE:
+            raise CaloforgeError(
+                f"{f.path} holds {f.energy_unit}; models learn caloforge's visible MeV: convert "
+                "it with `caloforge convert --from calochallenge`"
+            )
         data = f.read(0, settings.max_events)
         n = len(data)
         order = np.random.default_rng([settings.seed, 0x401D]).permutation(n)
