@@ -12,10 +12,12 @@ and OTHER with 20 % of every cell's energy moved one ring outward against REFERE
 Each pair is written in CaloChallenge's units (``caloforge convert --to calochallenge``) and
 scored by both:
 - caloforge: ``evaluate --protocol calochallenge``;
-- CaloChallenge: its ``HighLevelFeatures`` and plotting helper's separation powers (run as its
-  ``evaluate.py --mode hist-chi``), its DNN classifier trained and calibrated by its own
-  functions on a 60/20/20 split (its script's fixed split sizes assume 100 000 events), and
-  jetnet's FPD/KPD on its feature array when jetnet is importable (else marked n/a).
+- CaloChallenge: its own functions, imported from its ``evaluate.py``: ``HighLevelFeatures``,
+  the separation powers its ``--mode hist-chi`` writes (``plot_histograms``, ``plot_cell_dist``;
+  LaTeX text rendering switched off, which its numbers do not use), its DNN classifier trained,
+  selected and calibrated by its ``train_and_evaluate_cls`` and ``evaluate_cls`` on a 60/20/20
+  split (its script's fixed split sizes assume 100 000 events), and jetnet's FPD/KPD on its
+  feature array when jetnet is importable (else marked n/a).
 
 Run it with an interpreter that has caloforge, and for the FPD/KPD column also jetnet
 (``pip install jetnet``). Prints a table and one JSON line. Never run as a test.
@@ -29,7 +31,6 @@ import importlib
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import types
@@ -38,49 +39,72 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import torch
 
 from caloforge.data.formats import to_calochallenge
 from caloforge.data.showerfile import copy_head
 from caloforge.evaluation.distortions import write_distorted
 from caloforge.evaluation.evaluate import evaluate
 
+_LABELS = {
+    "Etot / Einc": "E_tot/E_inc",
+    "E layer": "E_layer",
+    "EC Eta layer": "EC_eta",
+    "EC Phi layer": "EC_phi",
+    "Width Eta layer": "width_eta",
+    "Width Phi layer": "width_phi",
+    "Voxel distribution": "cell spectrum",
+}
+"""CaloChallenge's names of its histograms (histogram_chi2_2.txt) → caloforge's features."""
+
+
+def _our_name(label: str) -> str:
+    prefix, _, layer = label.rpartition(" ")
+    if prefix in _LABELS and layer.isdigit():
+        return f"{_LABELS[prefix]}_{layer}"
+    return _LABELS.get(label, label)
+
 
 def calochallenge_scores(code: Path, gen: Path, ref: Path, out: Path, seed: int) -> dict:
-    """CaloChallenge's numbers for a pair of files in its units."""
+    """CaloChallenge's numbers for a pair of files in its units, by its own functions."""
     result: dict = {}
-    subprocess.run(
-        [sys.executable, "evaluate.py", "-i", str(gen), "-r", str(ref), "-m", "hist-chi",
-         "-d", "2", "--output_dir", str(out)],
-        cwd=code, check=True, capture_output=True,
-    )  # fmt: skip
-    separations = {}
-    text = (out / "histogram_chi2_2.txt").read_text().split("\n\n")
-    for block in text:
-        lines = [line.strip() for line in block.strip().splitlines() if "List of" not in line]
-        if len(lines) >= 2 and lines[-2].endswith(":"):
-            separations[lines[-2].rstrip(":").strip()] = float(lines[-1])
-    result["separation"] = separations
-
     sys.path.insert(0, str(code))
     cwd = os.getcwd()
     os.chdir(code)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             cc = importlib.import_module("evaluate")
-            import torch
+            import matplotlib.pyplot as plt
             from torch.utils.data import DataLoader, TensorDataset
 
+            plt.rc("text", usetex=False)  # its plots ask for LaTeX; the numbers do not
             np.random.seed(seed)  # noqa: NPY002 (its split draws from the global state)
             torch.manual_seed(seed)
+            threshold = 0.5e-3 / 0.033  # its args.min_energy for dataset 2
             files = [h5py.File(gen), h5py.File(ref)]
-            hlf = []
+            hlf, showers = [], []
             for f in files:
                 h = cc.HLF.HighLevelFeatures("electron", filename="binning_dataset_2.xml")
-                showers = f["showers"][:]
-                h.CalculateFeatures(np.where(showers < 0.5e-3 / 0.033, 0, showers))
+                cells = f["showers"][:]
+                showers.append(np.where(cells < threshold, 0, cells))
+                h.CalculateFeatures(showers[-1])
                 h.Einc = f["incident_energies"][:]
                 hlf.append(h)
-            threshold = 0.5e-3 / 0.033
+            args = types.SimpleNamespace(
+                mode="hist-chi", dataset="2", output_dir=str(out), x_scale="log",
+                min_energy=threshold, device=torch.device("cpu"), save_mem=False,
+                cls_n_epochs=50,
+            )  # fmt: skip
+            (out / "histogram_chi2_2.txt").write_text("List of chi2\n")
+            cc.plot_histograms(hlf[0], hlf[1], args)
+            cc.plot_cell_dist(showers[0], showers[1], args)
+            separations = {}
+            for block in (out / "histogram_chi2_2.txt").read_text().split("\n\n"):
+                lines = [line.strip() for line in block.strip().splitlines()]
+                lines = [line for line in lines if line and not line.startswith("List of")]
+                if len(lines) >= 2 and lines[-2].endswith(":"):
+                    separations[_our_name(lines[-2].rstrip(":").strip())] = float(lines[-1])
+            result["separation"] = separations
             for mode, prepare in (
                 ("low", lambda f, h, label: cc.prepare_low_data_for_classifier(
                     f, h, label, normed=False, threshold=threshold)),
@@ -89,10 +113,7 @@ def calochallenge_scores(code: Path, gen: Path, ref: Path, out: Path, seed: int)
             ):  # fmt: skip
                 arrays = [prepare(f, h, label) for f, h, label in zip(files, hlf, (0.0, 1.0))]
                 train, test, val = cc.ttv_split(*arrays)
-                args = types.SimpleNamespace(
-                    device=torch.device("cpu"), save_mem=False, cls_n_epochs=50,
-                    mode=f"crosscheck-{mode}", dataset="2", output_dir=str(out),
-                )  # fmt: skip
+                args.mode = f"crosscheck-{mode}"
                 model = cc.DNN(num_layer=2, num_hidden=2048, input_dim=train.shape[1] - 1)
                 optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
                 loaders = [
@@ -124,6 +145,7 @@ def calochallenge_scores(code: Path, gen: Path, ref: Path, out: Path, seed: int)
     finally:
         os.chdir(cwd)
         sys.path.remove(str(code))
+        torch.set_default_dtype(torch.float32)  # its evaluate.py sets float64 for the process
     return result
 
 
@@ -137,6 +159,7 @@ def caloforge_scores(gen: Path, ref: Path, seed: int) -> dict:
         "auc_high": m["classifier_auc_high"],
         "fpd": (m["fpd"], m["fpd_err"]),
         "kpd": (m["kpd"], m["kpd_err"]),
+        "spectrum": m["cell_spectrum_separation_power"],
     }
 
 
@@ -164,10 +187,10 @@ def main() -> None:
         cc_ref = to_calochallenge(ref, tmp / "cc_ref.h5")
         for label, gen in pairs.items():
             cc_gen = to_calochallenge(gen, tmp / f"cc_{len(rows)}.h5")
-            ours = caloforge_scores(cc_gen, cc_ref, args.seed)
             folder = tmp / f"cc_out_{len(rows)}"
             folder.mkdir()
             theirs = calochallenge_scores(code, cc_gen, cc_ref, folder, args.seed)
+            ours = caloforge_scores(cc_gen, cc_ref, args.seed)
             rows.append({"pair": label, "caloforge": ours, "calochallenge": theirs})
 
     def fmt(value):
@@ -183,13 +206,18 @@ def main() -> None:
         for key, label in (("auc_low", "AUC cells"), ("auc_high", "AUC features"),
                            ("fpd", "FPD x1e3"), ("kpd", "KPD x1e3")):  # fmt: skip
             print(f"{row['pair']:18s} {label:22s} {fmt(ours[key]):>22s} {fmt(theirs[key]):>22s}")
-        etot = ours["separation"].get("E_tot/E_inc")
-        their_etot = theirs["separation"].get("Etot / Einc")
-        print(f"{row['pair']:18s} {'sep E_tot/E_inc':22s} {fmt(etot):>22s} {fmt(their_etot):>22s}")
-        ours_max = max(v for v in ours["separation"].values() if v == v)
-        theirs_max = max(theirs["separation"].values()) if theirs["separation"] else None
-        print(f"{row['pair']:18s} {'largest sep. power':22s} {fmt(ours_max):>22s} "
-              f"{fmt(theirs_max):>22s}")  # fmt: skip
+        common = sorted(set(ours["separation"]) & set(theirs["separation"]))
+        diff = max(abs(ours["separation"][k] - theirs["separation"][k]) for k in common)
+        for key in ("E_tot/E_inc", max(common, key=theirs["separation"].get)):
+            label = f"sep {key}"
+            print(
+                f"{row['pair']:18s} {label:22s} {fmt(ours['separation'][key]):>22s} "
+                f"{fmt(theirs['separation'][key]):>22s}"
+            )
+        print(f"{row['pair']:18s} {'cell spectrum sep':22s} {fmt(ours['spectrum']):>22s} "
+              f"{fmt(theirs['separation'].get('cell spectrum')):>22s}")  # fmt: skip
+        print(f"{row['pair']:18s} largest |difference| of {len(common)} separation powers: "
+              f"{diff:.4f}")  # fmt: skip
     print(json.dumps(rows, default=float))
 
 

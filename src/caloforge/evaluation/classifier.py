@@ -216,7 +216,8 @@ def _train(
     learning to separate can rise through overconfidence while its accuracy still improves),
     and training ends early only at a validation accuracy of 1.
     """
-    model = _network(x["train"].shape[1], settings).to(device)
+    # float32 whatever torch's default dtype: the inputs are float32.
+    model = _network(x["train"].shape[1], settings).to(device=device, dtype=torch.float32)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     loss_function = torch.nn.BCEWithLogitsLoss()
     shuffle = torch.Generator().manual_seed(seed)
