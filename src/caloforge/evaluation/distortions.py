@@ -36,24 +36,33 @@ def scale_energy(showers: np.ndarray, factor: float = 1.05) -> np.ndarray:
     return showers * np.float32(factor)
 
 
-def smear_cells(showers: np.ndarray, detector: Detector, sigma_cells: float = 1.0) -> np.ndarray:
-    """Each cartesian layer blurred by a Gaussian of ``sigma_cells`` cells, renormalised to the
-    layer's energy (energy blurred out of the window comes back in proportion)."""
+def _per_layer(showers, detector, binning, what, transform) -> np.ndarray:
+    """``transform`` applied to every layer's image (n, rows, columns), float64; refuses
+    layers whose readout is not of type ``binning``."""
     out = np.empty_like(showers)
     offsets = detector.layer_offsets
     for i, layer in enumerate(detector.readout_layers):
-        if not isinstance(layer.readout, CartesianBinning):
-            raise CaloforgeError("smearing is defined for cartesian layers only")
+        if not isinstance(layer.readout, binning):
+            raise CaloforgeError(f"{what} is defined for {binning.__name__} layers only")
         a, b = offsets[i], offsets[i + 1]
-        images = showers[:, a:b].reshape(len(showers), *layer.readout.shape)
+        images = showers[:, a:b].reshape(len(showers), *layer.readout.shape).astype(np.float64)
+        out[:, a:b] = transform(images).reshape(len(showers), -1)
+    return out
+
+
+def smear_cells(showers: np.ndarray, detector: Detector, sigma_cells: float = 1.0) -> np.ndarray:
+    """Each cartesian layer blurred by a Gaussian of ``sigma_cells`` cells, renormalised to the
+    layer's energy (energy blurred out of the window comes back in proportion)."""
+
+    def blur(images):
         blurred = ndimage.gaussian_filter(
             images, sigma=(0, sigma_cells, sigma_cells), mode="constant"
         )
         before = images.sum(axis=(1, 2), keepdims=True)
         after = blurred.sum(axis=(1, 2), keepdims=True)
-        blurred *= np.divide(before, after, out=np.zeros_like(before), where=after > 0)
-        out[:, a:b] = blurred.reshape(len(showers), -1)
-    return out
+        return blurred * np.divide(before, after, out=np.zeros_like(before), where=after > 0)
+
+    return _per_layer(showers, detector, CartesianBinning, "smearing", blur)
 
 
 def share_with_neighbours(
@@ -61,13 +70,8 @@ def share_with_neighbours(
 ) -> np.ndarray:
     """Each cartesian cell keeps 1 − ``fraction`` of its energy and gives ``fraction`` / 4 to
     each of its four neighbours; what would leave the readout stays in the cell."""
-    out = np.empty_like(showers)
-    offsets = detector.layer_offsets
-    for i, layer in enumerate(detector.readout_layers):
-        if not isinstance(layer.readout, CartesianBinning):
-            raise CaloforgeError("sharing with neighbours is defined for cartesian layers only")
-        a, b = offsets[i], offsets[i + 1]
-        images = showers[:, a:b].reshape(len(showers), *layer.readout.shape).astype(np.float64)
+
+    def share(images):
         given = images * (fraction / 4)
         shared = images - 4 * given
         for axis in (1, 2):
@@ -81,25 +85,22 @@ def share_with_neighbours(
                 shared[tuple(back)] += moved[tuple(edge)]
                 moved[tuple(edge)] = 0
                 shared += moved
-        out[:, a:b] = shared.reshape(len(showers), -1)
-    return out
+        return shared
+
+    return _per_layer(showers, detector, CartesianBinning, "sharing with neighbours", share)
 
 
 def shift_outward(showers: np.ndarray, detector: Detector, fraction: float = 0.2) -> np.ndarray:
     """Each polar cell gives ``fraction`` of its energy to the next ring outward at the same
     angle; the outermost ring keeps its own."""
-    out = np.empty_like(showers)
-    offsets = detector.layer_offsets
-    for i, layer in enumerate(detector.readout_layers):
-        if not isinstance(layer.readout, PolarBinning):
-            raise CaloforgeError("shifting outward is defined for polar layers only")
-        a, b = offsets[i], offsets[i + 1]
-        rings = showers[:, a:b].reshape(len(showers), *layer.readout.shape).astype(np.float64)
+
+    def shift(rings):
         moved = rings[:, :, :-1] * fraction
         rings[:, :, :-1] -= moved
         rings[:, :, 1:] += moved
-        out[:, a:b] = rings.reshape(len(showers), -1)
-    return out
+        return rings
+
+    return _per_layer(showers, detector, PolarBinning, "shifting outward", shift)
 
 
 DISTORTIONS = {
