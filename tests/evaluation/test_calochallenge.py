@@ -52,6 +52,25 @@ def test_units_that_differ_are_refused(par04_files, tmp_path):
         evaluate(calibrated, a, classifier=False)
 
 
+def test_a_bare_calochallenge_file_is_taken_in_its_convention(par04_files, tmp_path):
+    # A dataset-2 file as CaloChallenge ships it states no unit: it is Si energy / 0.033, so
+    # comparing it with a caloforge par04 file is refused rather than scored 30x off.
+    import h5py
+
+    a, b = par04_files
+    calibrated = to_calochallenge(b, tmp_path / "cc.h5")
+    bare = tmp_path / "bare.h5"
+    with h5py.File(calibrated) as src, h5py.File(bare, "w") as dst:
+        for key in ("incident_energies", "showers"):
+            dst[key] = src[key][:]
+    with pytest.raises(CaloforgeError, match=r"taken as CaloChallenge's\); convert one"):
+        evaluate(bare, a, classifier=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = evaluate(bare, calibrated, classifier=False).metrics
+    assert metrics["threshold_mev"] == pytest.approx(0.0005 / 0.033)
+
+
 def test_a_response_off_by_more_than_two_is_warned(tmp_path):
     ref = write_lhcb_like(tmp_path / "ref.h5", 200, seed=1)
     gen = write_lhcb_like(tmp_path / "gen.h5", 200, seed=2, scale=1 / 0.033)

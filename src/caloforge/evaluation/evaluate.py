@@ -162,14 +162,26 @@ def _high_level_inputs(sample: Sample, names: list[str]) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def _common_unit(gen: ShowerFile, ref: ShowerFile) -> EnergyUnit:
-    """The files' energy unit; refuses two that differ. A file that does not say (a foreign
-    file) is taken to be in the other's unit, or in visible MeV."""
-    gen_unit, ref_unit = gen.energy_unit, ref.energy_unit
+def _common_unit(gen: ShowerFile, ref: ShowerFile, detector: Detector) -> EnergyUnit:
+    """The files' energy unit; refuses two that differ.
+
+    A file that does not state its unit (a foreign file) is taken, for a detector with a
+    sampling fraction, to follow CaloChallenge's convention (calibrated by that fraction, as
+    its dataset 2 and 3 files are); otherwise to be in the other file's unit, or visible MeV.
+    """
+
+    convention = (
+        None if detector.sampling_fraction is None
+        else EnergyUnit(CALIBRATED, detector.sampling_fraction)
+    )  # fmt: skip
+    gen_unit, ref_unit = gen.energy_unit or convention, ref.energy_unit or convention
     if gen_unit is not None and ref_unit is not None and gen_unit != ref_unit:
+        assumed = ""
+        if None in (gen.energy_unit, ref.energy_unit):
+            assumed = " (a file that states no unit is taken as CaloChallenge's)"
         raise CaloforgeError(
             f"the files hold energies in different units: {gen.path} {gen_unit}, {ref.path} "
-            f"{ref_unit}; convert one (caloforge convert --from/--to calochallenge)"
+            f"{ref_unit}{assumed}; convert one (caloforge convert --from/--to calochallenge)"
         )
     return ref_unit or gen_unit or EnergyUnit()
 
@@ -215,7 +227,7 @@ def evaluate(
             f"{', '.join(ref_file.condition_names)}"
         )
     names = ref_file.condition_names
-    unit = _common_unit(gen_file, ref_file)
+    unit = _common_unit(gen_file, ref_file, detector)
     visible_threshold = detector.threshold if threshold is None else threshold
     if visible_threshold < 0:
         raise CaloforgeError(f"threshold must not be negative, got {visible_threshold}")
