@@ -9,7 +9,8 @@ collects the per-event features that metrics compare:
 - 3DGAN: E_tot / E_inc; NYU: the energy spread σ per layer (energy-weighted RMS of the cells'
   distance to the layer's centroid) and the number of non-zero cells;
 - LHCb (Chekalina et al., arXiv:1812.01319, appendix): asymmetries, widths and cluster
-  coordinates along the particle's trajectory, and sparsity at several thresholds.
+  coordinates along the particle's trajectory, and sparsity at several thresholds;
+- ATLAS photon shower shapes on ATLAS-like detectors (``caloforge.evaluation.atlas``).
 
 Cell spectra (every cell's energy, not one value per event) come from ``cell_energies``.
 An empty layer has centre and width 0, as CaloChallenge's evaluation sets them.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from caloforge.detectors import CartesianBinning, Detector
+from caloforge.evaluation.atlas import atlas_shower_shapes
 
 __all__ = [
     "LHCB_CONDITIONS",
@@ -215,6 +217,7 @@ def high_level_features(
         features.update(lhcb_cluster_features(showers, detector, conditions[:, columns]))
         for t in SPARSITY_THRESHOLDS:
             features[f"sparsity_above_{t:g}MeV"] = (showers > t).mean(axis=1, dtype=np.float64)
+    features.update(atlas_shower_shapes(showers, detector))
     return features
 
 

@@ -1,0 +1,59 @@
+"""ATLAS shower shapes on hand-made atlas-like showers whose values are known."""
+
+import numpy as np
+import pytest
+
+from caloforge.detectors import load_detector
+from caloforge.evaluation.atlas import atlas_shower_shapes
+from caloforge.evaluation.observables import high_level_features
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_detector("atlas-like")
+
+
+def shower(detector, cells):
+    """One shower from {(layer, phi row, eta column): MeV}."""
+    out = np.zeros((1, detector.n_cells))
+    for (layer, row, column), energy in cells.items():
+        nx = detector.readout_layers[layer].readout.nx
+        out[0, detector.layer_offsets[layer] + row * nx + column] = energy
+    return out
+
+
+def test_shapes_of_a_known_shower(detector):
+    cells = {
+        (0, 1, 3): 10.0,  # presampler
+        (1, 1, 28): 30.0,  # strips: a maximum, and a second one two strips away
+        (1, 1, 30): 10.0,
+        (2, 3, 3): 60.0,  # middle: centre cell
+        (2, 3, 4): 20.0,  # next eta column, same phi
+        (2, 0, 3): 10.0,  # same eta column, outer phi row
+        (2, 3, 0): 10.0,  # outer eta column
+        (3, 3, 1): 50.0,  # back
+    }
+    f = atlas_shower_shapes(shower(detector, cells), detector)
+    total, accordion = 200.0, 190.0
+    assert f["f_presampler"][0] == pytest.approx(10 / total)
+    assert f["f_middle"][0] == pytest.approx(100 / total)
+    assert f["f1"][0] == pytest.approx(40 / accordion)
+    assert f["f3"][0] == pytest.approx(50 / accordion)
+    assert f["R_eta"][0] == pytest.approx(90 / 100)  # all but the outer eta column
+    assert f["R_phi"][0] == pytest.approx(80 / 90)  # all but the outer phi row, of those
+    assert f["E_ratio"][0] == pytest.approx((30 - 10) / (30 + 10))
+    # w_eta2 in the central 3 eta x 5 phi: 60 at eta 0, 20 at +0.025 (row 0 is outside).
+    mean = 20 * 0.025 / 80
+    assert f["w_eta2"][0] == pytest.approx(np.sqrt(20 * 0.025**2 / 80 - mean**2))
+    t = detector.layer_depths()["t_centre"]
+    assert f["depth"][0] == pytest.approx((10 * t[0] + 40 * t[1] + 100 * t[2] + 50 * t[3]) / 200)
+    assert 0 < t[0] < t[1] < t[2] < t[3]
+
+
+def test_shapes_join_the_high_level_features_of_atlas_like_only(detector):
+    one = shower(detector, {(2, 3, 3): 5.0})
+    features = high_level_features(one, detector, np.array([[1000.0]]))
+    assert {"R_eta", "R_phi", "w_eta2", "E_ratio", "f1", "f3", "depth"} <= set(features)
+    assert features["E_ratio"][0] == 0.0 and features["R_eta"][0] == 1.0
+    lhcb = load_detector("lhcb-ecal")
+    assert atlas_shower_shapes(np.ones((1, 900)), lhcb) == {}
