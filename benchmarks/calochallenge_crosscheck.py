@@ -78,6 +78,7 @@ def calochallenge_scores(code: Path, gen: Path, ref: Path, out: Path, seed: int)
             from torch.utils.data import DataLoader, TensorDataset
 
             plt.rc("text", usetex=False)  # its plots ask for LaTeX; the numbers do not
+            torch.set_default_dtype(torch.float64)  # as its import does, for its classifier
             np.random.seed(seed)  # noqa: NPY002 (its split draws from the global state)
             torch.manual_seed(seed)
             threshold = 0.5e-3 / 0.033  # its args.min_energy for dataset 2
@@ -145,7 +146,7 @@ def calochallenge_scores(code: Path, gen: Path, ref: Path, out: Path, seed: int)
     finally:
         os.chdir(cwd)
         sys.path.remove(str(code))
-        torch.set_default_dtype(torch.float32)  # its evaluate.py sets float64 for the process
+        torch.set_default_dtype(torch.float32)  # caloforge's classifier runs in float32
     return result
 
 
@@ -192,6 +193,7 @@ def main() -> None:
             theirs = calochallenge_scores(code, cc_gen, cc_ref, folder, args.seed)
             ours = caloforge_scores(cc_gen, cc_ref, args.seed)
             rows.append({"pair": label, "caloforge": ours, "calochallenge": theirs})
+            print(json.dumps(rows[-1], default=float), flush=True)
 
     def fmt(value):
         if value is None:

@@ -678,6 +678,13 @@ def evaluate(
             "with its published table)."
         ),
     ] = "caloforge",
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="A discrete condition (energy for the atlas source): every metric again for "
+            "each of its values."
+        ),
+    ] = None,
     no_classifier: Annotated[
         bool, typer.Option("--no-classifier", help="Skip the classifier tests.")
     ] = False,
@@ -701,10 +708,19 @@ def evaluate(
         max_events=max_events,
         allow_condition_mismatch=allow_condition_mismatch,
         protocol=protocol,
+        by=by,
         stage=lambda s: err.print(f"evaluate: {s}", highlight=False),
     )
     metrics_path = write_metrics(result, output)
     _print_summary(result.metrics)
+    if "by" in result.metrics:
+        from caloforge.evaluation.report import breakdown_rows
+
+        header, *rows = breakdown_rows(result.metrics["by"])
+        table = Table(*header, title=f"per value of {result.metrics['by']['condition']}")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
     out.print(f"wrote {metrics_path}")
     if not no_report:
         from caloforge.evaluation.report import write_report

@@ -31,7 +31,11 @@ from caloforge.data.showerfile import CALIBRATED, CaloforgeWarning, EnergyUnit, 
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation import distances
-from caloforge.evaluation.conditions import compare_conditions, condition_bins
+from caloforge.evaluation.conditions import (
+    MAX_ENERGY_POINTS,
+    compare_conditions,
+    condition_bins,
+)
 from caloforge.evaluation.observables import (
     apply_threshold,
     cell_energies,
@@ -56,6 +60,8 @@ RESPONSE_RATIO_WARN = 2.0
 """Median E_tot/E_inc of the two files differing by more than this factor is warned about:
 usually a unit mismatch, not a model."""
 PROTOCOLS = ("caloforge", "calochallenge")
+_SHARED_KEYS = ("provenance", "caloforge_version", "detector", "seed", "conditions", "protocol")
+"""Keys of metrics.json that a breakdown's rows would only repeat."""
 
 
 @dataclass
@@ -197,6 +203,7 @@ def evaluate(
     max_events: int | None = None,
     allow_condition_mismatch: bool = False,
     protocol: str = "caloforge",
+    by: str | None = None,
     stage: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Compare a generated shower file with a reference one.
@@ -211,6 +218,8 @@ def evaluate(
         max_events: use at most this many events of each file.
         allow_condition_mismatch: warn instead of refusing differing condition distributions.
         protocol: ``caloforge`` (the project's estimators) or ``calochallenge`` (its own).
+        by: a discrete condition (``energy`` for the ATLAS source's nine energies): every
+            metric is computed again for each of its values, under ``by`` in the metrics.
         stage: called with the name of each stage as it starts (progress display).
 
     Returns:
@@ -249,11 +258,8 @@ def evaluate(
     threshold = unit.threshold(visible_threshold)
     gen = load_sample(generated, max_events, threshold, scale)
     ref = load_sample(reference, max_events, threshold, scale)
-    return compare(
-        ref,
-        gen,
-        detector,
-        names,
+    values = None if by is None else _discrete_values(ref, names, by, ref_file.path)
+    options = dict(
         threshold=threshold,
         unit=unit,
         seed=seed,
@@ -261,8 +267,53 @@ def evaluate(
         classifier=classifier,
         allow_condition_mismatch=allow_condition_mismatch,
         protocol=protocol,
-        stage=say,
     )
+    result = compare(ref, gen, detector, names, stage=say, **options)
+    if values is not None:
+        result.metrics["by"] = _breakdown(ref, gen, detector, names, by, values, options, say)
+    return result
+
+
+def _condition_column(sample: Sample, names: tuple[str, ...], name: str) -> np.ndarray:
+    return sample.energy if name == "energy" else sample.conditions[:, names.index(name)]
+
+
+def _discrete_values(ref: Sample, names: tuple[str, ...], by: str, path) -> np.ndarray:
+    """The values of the discrete condition ``by`` in the reference; refuses others."""
+    if by != "energy" and by not in names:
+        raise CaloforgeError(
+            f"--by {by}: {path} has no condition {by!r}; its conditions are {', '.join(names)}"
+        )
+    values = np.unique(_condition_column(ref, names, by))
+    if len(values) >= MAX_ENERGY_POINTS:
+        raise CaloforgeError(
+            f"--by {by}: {path} has {len(values)} distinct values of {by}, not a discrete "
+            f"condition (fewer than {MAX_ENERGY_POINTS}, such as the atlas source's energies)"
+        )
+    return values
+
+
+def _breakdown(ref, gen, detector, names, by, values, options, say) -> dict[str, Any]:
+    """Every metric again for the events of each value of ``by``."""
+    rows = []
+    for value in values:
+        masks = [np.isclose(_condition_column(s, names, by), value, rtol=1e-6) for s in (ref, gen)]
+        counts = [int(m.sum()) for m in masks]
+        row: dict[str, Any] = {"value": float(value), "n_ref": counts[0], "n_gen": counts[1]}
+        if min(counts) >= MIN_BIN_EVENTS:
+            say(f"{by} = {value:g}")
+            subsets = [
+                Sample(s.showers[m], s.energy[m], s.conditions[m], s.provenance)
+                for s, m in zip((ref, gen), masks, strict=True)
+            ]
+            metrics = compare(*subsets, detector, names, **options).metrics
+            row["metrics"] = {k: v for k, v in metrics.items() if k not in _SHARED_KEYS}
+            for side, sample in zip(("ref", "gen"), subsets, strict=True):
+                response = sample.features["E_tot/E_inc"]
+                row[f"response_{side}"] = float(response.mean())
+                row[f"resolution_{side}"] = float(response.std() / response.mean())
+        rows.append(row)
+    return {"condition": by, "values": rows}
 
 
 def compare(

@@ -230,6 +230,49 @@ def _quick_label(metrics: dict[str, Any]) -> str:
     return " (quick)" if any(r.get("settings") == "quick" for r in classifier.values()) else ""
 
 
+def breakdown_rows(by: dict[str, Any]) -> list[tuple[str, ...]]:
+    """A header and one row per value of a ``--by`` breakdown (``metrics["by"]``): events,
+    AUCs, FPD ×10³, the largest separation power, and response and resolution of both.
+
+    Example:
+        >>> rows = breakdown_rows({"condition": "energy", "values": [
+        ...     {"value": 1024.0, "n_ref": 5, "n_gen": 5}]})
+        >>> rows[1][:2]
+        ('1024', '5 / 5')
+    """
+    header = (
+        by["condition"],
+        "events (ref / gen)",
+        "AUC cells",
+        "AUC features",
+        "FPD ×10³",
+        "largest separation power",
+        "response ref / gen",
+        "resolution ref / gen",
+    )
+    rows: list[tuple[str, ...]] = [header]
+    for row in by["values"]:
+        m = row.get("metrics")
+        events = f"{row['n_ref']} / {row['n_gen']}"
+        if m is None:
+            rows.append((f"{row['value']:g}", events, "too few events", *[""] * 5))
+            continue
+        worst = _worst_features(m, 1)
+        rows.append(
+            (
+                f"{row['value']:g}",
+                events,
+                _fixed(m.get("classifier_auc_low"), 3),
+                _fixed(m.get("classifier_auc_high"), 3),
+                _scaled_with_error(m.get("fpd"), m.get("fpd_err")),
+                f"{worst[0][0]}: {_sig(worst[0][1])}" if worst else "n/a",
+                f"{_sig(row['response_ref'])} / {_sig(row['response_gen'])}",
+                f"{_sig(row['resolution_ref'])} / {_sig(row['resolution_gen'])}",
+            )
+        )
+    return rows
+
+
 def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of an evaluation as (label, value) rows for a terminal table.
 
