@@ -91,7 +91,7 @@ def test_breakdown_per_energy_point(tmp_path, cli):
     gen = write_atlas_like(tmp_path / "gen.h5", 900, seed=2, spread=2.0)
     code, out, err = cli(
         "evaluate", str(gen), str(ref), "--out", str(tmp_path / "e"), "--by", "energy",
-        "--no-classifier", "--no-report", "--allow-condition-mismatch",
+        "--no-classifier", "--allow-condition-mismatch",
     )  # fmt: skip
     assert code == 0, err
     by = json.loads((tmp_path / "e" / "metrics.json").read_text())["by"]
@@ -104,6 +104,9 @@ def test_breakdown_per_energy_point(tmp_path, cli):
         assert "R_eta" in row["metrics"]["separation_power"]
     assert low["resolution_ref"] > 5 * high["resolution_ref"]
     assert "per value of energy" in out and "262144" in out
+    page = (tmp_path / "e" / "report.html").read_text()
+    assert '<section id="breakdown">' in page and "Per value of energy" in page
+    assert page.count("<tr><td>") >= 9
 
 
 def test_breakdown_needs_a_discrete_condition(tmp_path, cli):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import matplotlib
 import mplhep
 import numpy as np
@@ -215,6 +216,8 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
         sections.append(_response_section(evaluation, labels, out_dir))
         sections.append(_correlation_section(evaluation, labels, out_dir))
         sections.append(_bins_section(evaluation, labels, out_dir))
+    if "by" in metrics:
+        sections.append(_breakdown_section(metrics["by"]))
     sections.append(_provenance_section(metrics))
     page = _page(metrics, labels, sections)
     path = out_dir / "report.html"
@@ -228,6 +231,21 @@ def _quick_label(metrics: dict[str, Any]) -> str:
     """Where the quick classifier made the AUCs, which understate differences: " (quick)"."""
     classifier = metrics.get("classifier") or {}
     return " (quick)" if any(r.get("settings") == "quick" for r in classifier.values()) else ""
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("caloforge.evaluation", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+"""New sections of the page are Jinja2 templates (``evaluation/templates/``)."""
+
+
+def _breakdown_section(by: dict[str, Any]) -> str:
+    header, *rows = breakdown_rows(by)
+    return _TEMPLATES.get_template("breakdown.html").render(
+        condition=by["condition"], header=header, rows=rows, min_events=MIN_BIN_EVENTS
+    )
 
 
 def breakdown_rows(by: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -1639,6 +1657,7 @@ def _page(metrics: dict[str, Any], labels: _Labels, sections: list[str]) -> str:
             ("response", "Response"),
             ("correlations", "Correlations"),
             ("bins", "Bins and conditions"),
+            *([("breakdown", f"Per {metrics['by']['condition']}")] if "by" in metrics else []),
             ("provenance", "Provenance"),
         )
     )
