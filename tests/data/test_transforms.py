@@ -9,6 +9,7 @@ from caloforge.data.transforms import (
     Identity,
     Log,
     Log1p,
+    LogColumns,
     LogitFraction,
     Power,
     Standardize,
@@ -95,3 +96,14 @@ def test_boxcox_inverse_is_finite_beyond_the_transform_range(rng, lam):
     assert np.isfinite(back).all() and back.min() >= 0
     assert back.max() <= BoxCox.SATURATION * x.max() * (1 + 1e-9)
     assert np.allclose(t.inverse(t.forward(x)), x)
+
+
+def test_log_columns_roundtrip_numpy_torch_and_state(rng):
+    x = np.column_stack([rng.uniform(1e3, 1e5, 50), rng.normal(0, 100, 50)])  # energy, angle
+    t = LogColumns([0])
+    y = t.forward(x)
+    assert np.allclose(y[:, 0], np.log(x[:, 0])) and np.array_equal(y[:, 1], x[:, 1])
+    assert np.allclose(t.inverse(y), x)
+    yt = t.forward(torch.as_tensor(x, dtype=torch.float32))
+    assert torch.allclose(t.inverse(yt).double(), torch.as_tensor(x), rtol=1e-5)
+    assert np.allclose(transform_from_state(t.state()).forward(x), y)

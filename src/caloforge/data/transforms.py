@@ -32,6 +32,7 @@ __all__ = [
     "Identity",
     "Log",
     "Log1p",
+    "LogColumns",
     "LogitFraction",
     "Power",
     "Standardize",
@@ -130,6 +131,37 @@ class Log(Transform):
 
     def params(self):
         return {"eps": self.eps}
+
+
+class LogColumns(Transform):
+    """y = log x in the given columns (positive quantities such as energies), x elsewhere.
+
+    Example:
+        >>> LogColumns([0]).forward(np.array([[np.e, 0.2]]))
+        array([[1. , 0.2]])
+    """
+
+    name = "log_columns"
+
+    def __init__(self, columns: list[int]):
+        self.columns = [int(c) for c in columns]
+
+    def _mask(self, x):
+        mask = np.zeros(x.shape[-1])
+        mask[self.columns] = 1.0
+        return _const(mask, x)
+
+    def forward(self, x, energy=None):
+        m = self._mask(x)
+        # The other columns go through log(1) = 0, so they may be zero or negative.
+        return m * _ns(x).log(x * m + (1 - m)) + (1 - m) * x
+
+    def inverse(self, y, energy=None):
+        m = self._mask(y)
+        return m * _ns(y).exp(y * m) + (1 - m) * y
+
+    def params(self):
+        return {"columns": self.columns}
 
 
 class Log1p(Transform):
