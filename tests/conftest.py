@@ -62,6 +62,32 @@ def write_lhcb_like(path, n: int, seed: int, widen: float = 1.0, scale: float = 
     return path
 
 
+def write_atlas_like(path, n, seed, spread=1.0):
+    """atlas-like photons at the atlas source's energies: a middle-layer blob whose energy
+    resolution is ``spread`` times 10 %/sqrt(E). Not physics: a stand-in with per-energy
+    structure."""
+    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
+    from caloforge.detectors import load_detector
+    from caloforge.sources import load_source, sample_primaries, source_to_yaml
+
+    detector, source = load_detector("atlas-like"), load_source("atlas")
+    p = sample_primaries(source, 0, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    showers = np.zeros((n, detector.n_cells), np.float32)
+    sigma = spread * 0.1 / np.sqrt(p.energy / 1e3)
+    visible = 0.2 * p.energy * (1 + sigma * rng.normal(size=n))
+    centre = detector.layer_offsets[2] + 3 * 7 + 3
+    showers[:, centre] = 0.7 * visible
+    showers[:, centre + 1] = 0.2 * visible
+    showers[:, detector.layer_offsets[1] + 28] = 0.1 * visible
+    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": seed}
+    with ShowerWriter.create(
+        path, n_cells=266, condition_names=source.conditions, attrs=attrs
+    ) as w:
+        w.append(ShowerBatch(showers, p.energy, p.conditions(source.conditions)))
+    return path
+
+
 TINY_WGAN = {
     "latent": 8,
     "generator_channels": [16, 8, 8, 4],

@@ -6,6 +6,7 @@ import pytest
 from caloforge.detectors import load_detector
 from caloforge.evaluation.atlas import atlas_shower_shapes
 from caloforge.evaluation.observables import high_level_features
+from tests.conftest import write_atlas_like
 
 
 @pytest.fixture(scope="module")
@@ -57,31 +58,6 @@ def test_shapes_join_the_high_level_features_of_atlas_like_only(detector):
     assert features["E_ratio"][0] == 0.0 and features["R_eta"][0] == 1.0
     lhcb = load_detector("lhcb-ecal")
     assert atlas_shower_shapes(np.ones((1, 900)), lhcb) == {}
-
-
-def write_atlas_like(path, n, seed, spread=1.0):
-    """atlas-like photons at the atlas source's energies: a middle-layer blob whose energy
-    resolution is ``spread`` times 10 %/sqrt(E). Not physics: a stand-in with per-energy
-    structure."""
-    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
-    from caloforge.sources import load_source, sample_primaries, source_to_yaml
-
-    detector, source = load_detector("atlas-like"), load_source("atlas")
-    p = sample_primaries(source, 0, n, seed)
-    rng = np.random.default_rng(seed + 1)
-    showers = np.zeros((n, detector.n_cells), np.float32)
-    sigma = spread * 0.1 / np.sqrt(p.energy / 1e3)
-    visible = 0.2 * p.energy * (1 + sigma * rng.normal(size=n))
-    centre = detector.layer_offsets[2] + 3 * 7 + 3
-    showers[:, centre] = 0.7 * visible
-    showers[:, centre + 1] = 0.2 * visible
-    showers[:, detector.layer_offsets[1] + 28] = 0.1 * visible
-    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": seed}
-    with ShowerWriter.create(
-        path, n_cells=266, condition_names=source.conditions, attrs=attrs
-    ) as w:
-        w.append(ShowerBatch(showers, p.energy, p.conditions(source.conditions)))
-    return path
 
 
 def test_breakdown_per_energy_point(tmp_path, cli):

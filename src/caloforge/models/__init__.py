@@ -19,6 +19,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "LHCbWGAN",
         "LHCb conditional WGAN-GP with a pretrained regressor (arXiv:1812.01319)",
     ),
+    "wgan-gp-atlas": (
+        "caloforge.models.wgan_atlas",
+        "ATLASWGAN",
+        "ATLAS dense conditional WGAN-GP with a critic of the total energy (seed 001)",
+    ),
 }
 """Family name -> (module, class, one-line description)."""
 

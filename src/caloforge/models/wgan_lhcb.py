@@ -53,6 +53,7 @@ from caloforge.detectors import CartesianBinning
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.observables import centres_and_widths
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
+from caloforge.models.gan import gradient_penalty
 
 __all__ = ["LHCbWGAN", "LHCbWGANConfig"]
 
@@ -461,11 +462,9 @@ class LHCbWGAN(GenerativeModel):
                 fake = self._pad(self.generate_transformed(noise, batch.conditions))
             d_real = self.critic(real, batch.conditions).mean()
             d_fake = self.critic(fake, batch.conditions).mean()
-            eps = torch.rand(len(batch), 1, 1, 1, generator=generator)
-            mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-            score = self.critic(mixed, batch.conditions)
-            (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)
-            penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+            penalty = gradient_penalty(
+                self.critic, real, fake, batch.conditions, generator=generator
+            )
             critic_loss = d_fake - d_real + cfg.gp_lambda * penalty
             optimizers["critic"].zero_grad(set_to_none=True)
             critic_loss.backward()
