@@ -36,7 +36,7 @@ def test_registry_and_seed_defaults():
     model = ATLASWGAN(cfg)
     widths = [m.out_features for m in model.generator if isinstance(m, torch.nn.Linear)]
     assert widths == [128, 128, 128, 266] and cfg.energy_critic and cfg.gp_lambda == 10
-    with pytest.raises(CaloforgeError, match="conditioned on the energy"):
+    with pytest.raises(CaloforgeError, match="conditioned on energy"):
         ATLASWGAN(cfg.model_copy(update={"conditions": ("eta",)}))
 
 

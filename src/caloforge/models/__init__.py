@@ -24,6 +24,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "ATLASWGAN",
         "ATLAS dense conditional WGAN-GP with a critic of the total energy (seed 001)",
     ),
+    "vae-atlas": (
+        "caloforge.models.vae_atlas",
+        "ATLASVAE",
+        "ATLAS conditional VAE with an inverse-autoregressive-flow posterior (seed 001)",
+    ),
 }
 """Family name -> (module, class, one-line description)."""
 

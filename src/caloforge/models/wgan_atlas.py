@@ -38,10 +38,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standardize, Transform
-from caloforge.errors import CaloforgeError
+from caloforge.data.transforms import Standardize, Transform
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.gan import gradient_penalty, mlp
+from caloforge.models.common import (
+    fraction_transforms,
+    gradient_penalty,
+    mlp,
+    require_conditions,
+)
 
 __all__ = ["ATLASWGAN", "ATLASWGANConfig"]
 
@@ -71,11 +75,7 @@ class ATLASWGAN(GenerativeModel):
 
     def __init__(self, config: ATLASWGANConfig):
         super().__init__(config)
-        if "energy" not in config.conditions:
-            raise CaloforgeError(
-                f"wgan-gp-atlas is conditioned on the energy; the data's conditions are "
-                f"{', '.join(config.conditions)}"
-            )
+        require_conditions(self.family, config.conditions, ("energy",))
         n_cells, n_cond = self.detector.n_cells, len(config.conditions)
         self.generator = mlp(config.latent + n_cond, config.hidden, n_cells)
         self.critic = _Critic(n_cells, n_cond, config.hidden)
@@ -89,11 +89,7 @@ class ATLASWGAN(GenerativeModel):
 
     @classmethod
     def default_transforms(cls, config: ATLASWGANConfig) -> tuple[Transform, Transform]:
-        log_energy = LogColumns([config.conditions.index("energy")])
-        return (
-            Chain([EnergyFraction(), Standardize(per_feature=False)]),
-            Chain([log_energy, Standardize()]),
-        )
+        return fraction_transforms(config.conditions)
 
     @property
     def latent_dim(self) -> int:

@@ -53,7 +53,7 @@ from caloforge.detectors import CartesianBinning
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.observables import centres_and_widths
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.gan import gradient_penalty
+from caloforge.models.common import gradient_penalty
 
 __all__ = ["LHCbWGAN", "LHCbWGANConfig"]
 

@@ -1,4 +1,5 @@
-"""Pieces every GAN family shares.
+"""What several model families share: dense layers, WGAN-GP's penalty, the energy-fraction
+preprocessing of the dense families.
 
 References:
     | I. Gulrajani et al., "Improved Training of Wasserstein GANs", arXiv:1704.00028.
@@ -10,7 +11,10 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["gradient_penalty", "mlp"]
+from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standardize, Transform
+from caloforge.errors import CaloforgeError
+
+__all__ = ["fraction_transforms", "gradient_penalty", "mlp", "require_conditions"]
 
 
 def gradient_penalty(
@@ -50,3 +54,22 @@ def mlp(
         layers += [torch.nn.Linear(width, units), torch.nn.LeakyReLU(slope)]
         width = units
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, outputs))
+
+
+def require_conditions(family: str, conditions: tuple[str, ...], needed: tuple[str, ...]) -> None:
+    """Refuse data whose conditions lack what the family is conditioned on."""
+    missing = [name for name in needed if name not in conditions]
+    if missing:
+        raise CaloforgeError(
+            f"{family} is conditioned on {', '.join(needed)}; the data's conditions are "
+            f"{', '.join(conditions)}"
+        )
+
+
+def fraction_transforms(conditions: tuple[str, ...]) -> tuple[Transform, Transform]:
+    """Cells as fractions of the incident energy divided by one scale for all cells (a linear
+    map, so sums of cells stay sums); conditions standardised, the energy as its log."""
+    return (
+        Chain([EnergyFraction(), Standardize(per_feature=False)]),
+        Chain([LogColumns([conditions.index("energy")]), Standardize()]),
+    )
