@@ -53,3 +53,26 @@ def test_export_errors(tmp_path, tiny_model):
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     with pytest.raises(CaloforgeError, match="cannot load"):
         OnnxSampler(tmp_path / "bad.onnx")
+
+
+@pytest.mark.parametrize(
+    ("family", "options"),
+    [
+        ("wgan-gp-atlas", {"latent": 4, "hidden": [16, 16], "n_critic": 2}),
+        ("vae-atlas", {"latent": 3, "hidden": [16, 16], "iaf_steps": 1, "iaf_hidden": [8]}),
+    ],
+)
+def test_atlas_families_export_and_match_torch(tmp_path, family, options):
+    from caloforge.training.loop import TrainingSettings, train
+    from tests.conftest import write_atlas_like
+
+    data = write_atlas_like(tmp_path / "atlas.h5", 120, seed=3)
+    settings = TrainingSettings(steps=2, batch_size=32, checkpoint_every=2, eval_every=2)
+    train(family, data, tmp_path / "m", settings=settings, model_options=options)
+    model = load_model(tmp_path / "m")
+    sampler = OnnxSampler(export_onnx(model, tmp_path / "model.onnx"))
+    conditions = ShowerFile(data).read(0, 9).conditions.astype(np.float32)
+    noise = np.random.default_rng(0).normal(size=(9, model.latent_dim)).astype(np.float32)
+    with torch.inference_mode():
+        expected = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
+    np.testing.assert_allclose(sampler.decode(noise, conditions), expected, rtol=1e-5, atol=1e-6)
