@@ -93,6 +93,8 @@ class ClassifierSettings:
         lr: Adam's learning rate.
         batch_size: Showers per step.
         epochs: Epochs run (fewer only when the validation accuracy reaches 1).
+        standardise: Whether to standardise the inputs with the training split's mean and
+            standard deviation (CaloChallenge does not).
     """
 
     name: str
@@ -102,6 +104,7 @@ class ClassifierSettings:
     lr: float
     batch_size: int
     epochs: int
+    standardise: bool = False
 
 
 PROTOCOL = ClassifierSettings(
@@ -112,10 +115,19 @@ an input layer and ``--cls_n_layer 2`` more, so three hidden layers of 2048, no 
 2·10⁻⁴, batches of 1000, 50 epochs, the epoch of the best validation accuracy kept."""
 
 QUICK = ClassifierSettings(
-    name="quick", hidden=128, layers=2, dropout=0.0, lr=1e-3, batch_size=256, epochs=15
+    name="quick",
+    hidden=128,
+    layers=2,
+    dropout=0.0,
+    lr=1e-3,
+    batch_size=64,
+    epochs=15,
+    standardise=True,
 )
 """A small network for the demo, tests and quick looks: a lower bound on separability, weaker
-than :data:`PROTOCOL`; everything that prints its AUC says "quick"."""
+than :data:`PROTOCOL`; everything that prints its AUC says "quick". On a few hundred showers
+its few steps need standardised inputs (on the demo's 300 showers: AUC 0.54 without, 0.89
+with)."""
 
 
 def low_level_inputs(
@@ -251,8 +263,8 @@ def classifier_auc(
     r"""Trains a classifier to separate reference from generated samples and returns its AUC.
 
     The function takes a ready feature matrix: building it (:func:`low_level_inputs` for
-    cells, or scaled high-level features) is the caller's business; it is not standardised
-    here, as CaloChallenge does not standardise.
+    cells, or scaled high-level features) is the caller's business; it is standardised here
+    only by settings that ask for it (not CaloChallenge's).
 
     The protocol is CaloChallenge's (``code/evaluate.py``):
 
@@ -267,8 +279,9 @@ def classifier_auc(
        into a probability; the AUC of the calibrated output on the test split is returned
        raw, as CaloChallenge reports it: not folded around 0.5.
 
-    :data:`QUICK` trains a network of 2 × 128 with batches of 256 and learning rate 10⁻³
-    for 15 epochs: for the demo, tests and quick looks, and weaker than the protocol.
+    :data:`QUICK` trains a network of 2 × 128 on standardised inputs with batches of 64 and
+    learning rate 10⁻³ for 15 epochs: for the demo, tests and quick looks, and weaker than the
+    protocol.
 
     Results are deterministic for a given seed on a given machine and device (on a GPU,
     some kernels may add run-to-run noise). Torch's global random state is restored on
@@ -312,6 +325,10 @@ def classifier_auc(
         for i, name in enumerate(names)
     }
     y_np = {name: np.repeat([1.0, 0.0], parts[0][i].size) for i, name in enumerate(names)}
+    if settings.standardise:
+        mean, std = x_np["train"].mean(axis=0), x_np["train"].std(axis=0)
+        std[std == 0] = 1.0
+        x_np = {name: (v - mean) / std for name, v in x_np.items()}
     x = {name: torch.as_tensor(v, dtype=torch.float32, device=device) for name, v in x_np.items()}
     y = {name: torch.as_tensor(v, dtype=torch.float32, device=device) for name, v in y_np.items()}
 
