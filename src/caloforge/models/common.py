@@ -13,8 +13,9 @@ import torch
 
 from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standardize, Transform
 from caloforge.errors import CaloforgeError
+from caloforge.models.base import GenerativeModel, ModelConfig
 
-__all__ = ["fraction_transforms", "gradient_penalty", "mlp", "require_conditions"]
+__all__ = ["FractionModel", "gradient_penalty", "mlp", "require_conditions"]
 
 
 def gradient_penalty(
@@ -66,10 +67,25 @@ def require_conditions(family: str, conditions: tuple[str, ...], needed: tuple[s
         )
 
 
-def fraction_transforms(conditions: tuple[str, ...]) -> tuple[Transform, Transform]:
-    """Cells as fractions of the incident energy divided by one scale for all cells (a linear
-    map, so sums of cells stay sums); conditions standardised, the energy as its log."""
-    return (
-        Chain([EnergyFraction(), Standardize(per_feature=False)]),
-        Chain([LogColumns([conditions.index("energy")]), Standardize()]),
-    )
+class FractionModel(GenerativeModel):
+    """Base of the dense families conditioned on the energy (the ATLAS GAN and VAE).
+
+    Cells are fractions of the incident energy divided by one scale for all cells (a linear
+    map, so sums of cells stay sums); conditions are standardised, the energy as its log. The
+    config's ``latent`` is the noise size.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        require_conditions(self.family, config.conditions, ("energy",))
+
+    @classmethod
+    def default_transforms(cls, config: ModelConfig) -> tuple[Transform, Transform]:
+        return (
+            Chain([EnergyFraction(), Standardize(per_feature=False)]),
+            Chain([LogColumns([config.conditions.index("energy")]), Standardize()]),
+        )
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent

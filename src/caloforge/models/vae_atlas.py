@@ -40,9 +40,8 @@ from pydantic import Field
 from torch import nn
 from zuko.nn import MaskedMLP
 
-from caloforge.data.transforms import Transform
-from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import fraction_transforms, mlp, require_conditions
+from caloforge.models.base import ModelConfig, TrainBatch
+from caloforge.models.common import FractionModel, mlp
 
 __all__ = ["ATLASVAE", "ATLASVAEConfig"]
 
@@ -79,7 +78,7 @@ class _IAFStep(nn.Module):
         return gate * z + (1 - gate) * m, torch.log(gate).sum(dim=1)
 
 
-class ATLASVAE(GenerativeModel):
+class ATLASVAE(FractionModel):
     """Conditional VAE with an IAF posterior on the atlas-like cells."""
 
     family = "vae-atlas"
@@ -87,21 +86,12 @@ class ATLASVAE(GenerativeModel):
 
     def __init__(self, config: ATLASVAEConfig):
         super().__init__(config)
-        require_conditions(self.family, config.conditions, ("energy",))
         n_cells, n_cond, d = self.detector.n_cells, len(config.conditions), config.latent
         self.encoder = mlp(n_cells + n_cond, config.hidden, 2 * d + config.context)
         self.decoder = mlp(d + n_cond, config.hidden, n_cells)
         self.iaf = nn.ModuleList(
             _IAFStep(d, config.context, config.iaf_hidden) for _ in range(config.iaf_steps)
         )
-
-    @classmethod
-    def default_transforms(cls, config: ATLASVAEConfig) -> tuple[Transform, Transform]:
-        return fraction_transforms(config.conditions)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent
 
     def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         return self.decoder(torch.cat([noise, conditions], dim=1))

@@ -38,14 +38,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from caloforge.data.transforms import Standardize, Transform
-from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import (
-    fraction_transforms,
-    gradient_penalty,
-    mlp,
-    require_conditions,
-)
+from caloforge.data.transforms import Standardize
+from caloforge.models.base import ModelConfig, TrainBatch
+from caloforge.models.common import FractionModel, gradient_penalty, mlp
 
 __all__ = ["ATLASWGAN", "ATLASWGANConfig"]
 
@@ -67,7 +62,7 @@ class ATLASWGANConfig(ModelConfig):
     )
 
 
-class ATLASWGAN(GenerativeModel):
+class ATLASWGAN(FractionModel):
     """Dense WGAN-GP on the atlas-like cells with an optional critic of the total energy."""
 
     family = "wgan-gp-atlas"
@@ -75,7 +70,6 @@ class ATLASWGAN(GenerativeModel):
 
     def __init__(self, config: ATLASWGANConfig):
         super().__init__(config)
-        require_conditions(self.family, config.conditions, ("energy",))
         n_cells, n_cond = self.detector.n_cells, len(config.conditions)
         self.generator = mlp(config.latent + n_cond, config.hidden, n_cells)
         self.critic = _Critic(n_cells, n_cond, config.hidden)
@@ -86,14 +80,6 @@ class ATLASWGAN(GenerativeModel):
         response = showers.sum(axis=1) / energy
         config = config.model_copy(update={"response": (response.mean(), response.std())})
         return super().create(config, showers, energy, conditions)
-
-    @classmethod
-    def default_transforms(cls, config: ATLASWGANConfig) -> tuple[Transform, Transform]:
-        return fraction_transforms(config.conditions)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent
 
     @property
     def _scaling(self) -> Standardize:
