@@ -23,6 +23,7 @@ from caloforge.data.showerfile import (
     ShowerBatch,
     ShowerFile,
     ShowerWriter,
+    check_energies,
     partial_path,
 )
 from caloforge.errors import CaloforgeError
@@ -190,7 +191,13 @@ def generate(
         for b, (energy, conditions) in enumerate(batches, start=start // batch_size):
             _warn_outside_training(model, conditions, warned)
             noise = model.noise(len(conditions), batch_generator(seed, b)).numpy()
-            showers = decode(noise, conditions.astype(np.float32))
+            # A model whose map fails on some input (a flow's inverse, an ODE that diverges) is
+            # stopped here, naming the event, before a NaN reaches the file.
+            showers = check_energies(
+                decode(noise, conditions.astype(np.float32)),
+                f"model {model.describe()['name']}",
+                first_event=writer.n_committed,
+            )
             writer.append(ShowerBatch(showers, energy, conditions))
             if progress is not None:
                 progress(writer.n_committed, total)

@@ -5,12 +5,14 @@ import torch
 from caloforge.data.transforms import (
     BoxCox,
     Chain,
+    Directions,
     EnergyFraction,
     Identity,
     Log,
     Log1p,
     LogColumns,
     LogitFraction,
+    LogShares,
     Power,
     Standardize,
     transform_from_state,
@@ -40,6 +42,8 @@ CASES = {
     "energy_fraction": lambda: EnergyFraction(),
     "chain": lambda: Chain([BoxCox(shift=1e-2), Standardize()]),
     "fraction_chain": lambda: Chain([EnergyFraction(), BoxCox(shift=1e-6), Standardize()]),
+    "log_shares": lambda: LogShares(alpha=1e-7),
+    "shares_chain": lambda: Chain([LogShares(), Standardize()]),
 }
 
 
@@ -107,3 +111,28 @@ def test_log_columns_roundtrip_numpy_torch_and_state(rng):
     yt = t.forward(torch.as_tensor(x, dtype=torch.float32))
     assert torch.allclose(t.inverse(yt).double(), torch.as_tensor(x), rtol=1e-5)
     assert np.allclose(transform_from_state(t.state()).forward(x), y)
+
+
+def test_log_shares_holds_the_response_in_one_coordinate(rng):
+    x, e = showers(rng), energies(rng)
+    x[:, 0] += 1.0
+    y = LogShares().forward(x, e)
+    assert y.shape == (len(x), x.shape[1] + 1)
+    np.testing.assert_allclose(np.exp(y[:, 0]), x.sum(axis=1) / e[:, 0])
+    doubled = y.copy()
+    doubled[:, 0] += np.log(2.0)  # twice the response: every cell twice, the shape unchanged
+    np.testing.assert_allclose(LogShares().inverse(doubled, e), 2 * x, rtol=1e-9, atol=1e-9)
+
+
+def test_directions_are_log_momentum_and_slopes_and_invert(rng):
+    p = np.column_stack([rng.normal(0, 100, 50), rng.normal(0, 100, 50), rng.uniform(1e3, 1e4, 50)])
+    c = np.column_stack([rng.uniform(-5, 5, 50), p])  # (x, px, py, pz)
+    t = Directions([1, 2, 3])
+    y = t.forward(c)
+    np.testing.assert_allclose(y[:, 0], c[:, 0])
+    np.testing.assert_allclose(y[:, 1], np.log(np.linalg.norm(p, axis=1)))
+    np.testing.assert_allclose(y[:, 2:], p[:, :2] / p[:, 2:])
+    np.testing.assert_allclose(t.inverse(y), c)
+    np.testing.assert_allclose(t.inverse(t.forward(torch.from_numpy(c))).numpy(), c)
+    with pytest.raises(CaloforgeError, match="px, py, pz"):
+        Directions([0, 1])

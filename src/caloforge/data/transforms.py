@@ -28,11 +28,13 @@ from caloforge.errors import CaloforgeError
 __all__ = [
     "BoxCox",
     "Chain",
+    "Directions",
     "EnergyFraction",
     "Identity",
     "Log",
     "Log1p",
     "LogColumns",
+    "LogShares",
     "LogitFraction",
     "Power",
     "Standardize",
@@ -364,6 +366,81 @@ class LogitFraction(Transform):
 
     def params(self):
         return {"alpha": self.alpha, "scale": self.scale}
+
+
+class Directions(Transform):
+    """Momentum columns (px, py, pz) → (ln |p|, px/pz, py/pz): energy scale and track slopes.
+
+    A shower's size follows ln E and where it lands follows the slopes, each one column, where a
+    network handed the momentum would have to learn the division. ``columns`` are the indices of
+    px, py, pz; the other columns pass through. Needs pz > 0 (a particle going into the
+    calorimeter).
+    """
+
+    name = "directions"
+
+    def __init__(self, columns: list[int]):
+        self.columns = [int(c) for c in columns]
+        if len(self.columns) != 3:
+            raise CaloforgeError(f"directions need the columns of px, py, pz, got {columns}")
+
+    def forward(self, x, energy=None):
+        xp = _ns(x)
+        out = x.copy() if xp is np else x.clone()
+        px, py, pz = (x[:, c] for c in self.columns)
+        out[:, self.columns[0]] = xp.log(xp.sqrt(px**2 + py**2 + pz**2))
+        out[:, self.columns[1]] = px / pz
+        out[:, self.columns[2]] = py / pz
+        return out
+
+    def inverse(self, y, energy=None):
+        xp = _ns(y)
+        out = y.copy() if xp is np else y.clone()
+        log_p, tx, ty = (y[:, c] for c in self.columns)
+        pz = xp.exp(log_p) / xp.sqrt(1 + tx**2 + ty**2)
+        out[:, self.columns[0]] = tx * pz
+        out[:, self.columns[1]] = ty * pz
+        out[:, self.columns[2]] = pz
+        return out
+
+    def params(self):
+        return {"columns": self.columns}
+
+
+EMPTY_TOTAL = 1e-12
+"""The total (MeV) ``LogShares`` gives an empty shower, whose log would be -inf."""
+
+
+class LogShares(Transform):
+    """(N, cells) → (N, 1 + cells): [ln(E_sum / E_inc), ln(cell / E_sum + α)].
+
+    The total and the shape apart, as in CaloFlow (arXiv:2106.05285): a model then draws the
+    response with one coordinate instead of summing it from every cell's errors, and the inverse
+    renormalises the shares, so the cells sum to the drawn total exactly. α keeps the log of an
+    empty cell finite; it should lie well below the smallest share a cell above threshold has.
+    An empty shower's total counts as ``EMPTY_TOTAL``.
+    """
+
+    name = "log_shares"
+
+    def __init__(self, alpha: float = 1e-7):
+        self.alpha = float(alpha)
+
+    def forward(self, x, energy=None):
+        xp = _ns(x)
+        total = x.sum(1)[:, None].clip(EMPTY_TOTAL, None)
+        parts = [xp.log(total / EnergyFraction._energy(energy)), xp.log(x / total + self.alpha)]
+        return np.concatenate(parts, 1) if xp is np else xp.cat(parts, 1)
+
+    def inverse(self, y, energy=None):
+        xp = _ns(y)
+        shares = (xp.exp(y[:, 1:]) - self.alpha).clip(0, None)
+        # One factor per shower, then one product over the cells.
+        total = xp.exp(y[:, :1]) * EnergyFraction._energy(energy)
+        return shares * (total / (shares.sum(1)[:, None] + 1e-30))
+
+    def params(self):
+        return {"alpha": self.alpha}
 
 
 class Chain(Transform):

@@ -29,6 +29,16 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "ATLASVAE",
         "ATLAS conditional VAE with an inverse-autoregressive-flow posterior (seed 001)",
     ),
+    "flow-matching": (
+        "caloforge.models.flow_matching",
+        "FlowMatching",
+        "conditional flow matching: an MLP velocity field integrated by an ODE (arXiv:2210.02747)",
+    ),
+    "flow-matching-student": (
+        "caloforge.models.flow_matching",
+        "FlowStudent",
+        "one-step student of a flow-matching teacher, distilled on its noise-shower pairs",
+    ),
 }
 """Family name -> (module, class, one-line description)."""
 

@@ -1,5 +1,5 @@
 """What several model families share: dense layers, WGAN-GP's penalty, the energy-fraction
-preprocessing of the dense families.
+preprocessing of the dense families, the shower axis of a one-layer cartesian readout.
 
 References:
     | I. Gulrajani et al., "Improved Training of Wasserstein GANs", arXiv:1704.00028.
@@ -7,15 +7,28 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standardize, Transform
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig
 
-__all__ = ["FractionModel", "gradient_penalty", "mlp", "require_conditions"]
+__all__ = [
+    "AXIS_CONDITIONS",
+    "FractionModel",
+    "axis_centre",
+    "centroids",
+    "fit_axis",
+    "gradient_penalty",
+    "mlp",
+    "require_conditions",
+]
+
+AXIS_CONDITIONS = ("px", "py", "pz", "x", "y")
+"""The conditions that place the shower: momentum and entry point on the calorimeter's face."""
 
 
 def gradient_penalty(
@@ -89,3 +102,48 @@ class FractionModel(GenerativeModel):
     @property
     def latent_dim(self) -> int:
         return self.config.latent
+
+
+def centroids(showers: np.ndarray, detector) -> np.ndarray:
+    """(N, 2) energy-weighted column and row of each shower on a one-layer cartesian readout,
+    in cells from the first cell's centre; NaN for an empty shower."""
+    from caloforge.evaluation.observables import centres_and_widths
+
+    readout = detector.readout_layers[0].readout
+    ny, nx = readout.shape
+    mm = centres_and_widths(showers, detector)
+    column = mm["centre_x"][:, 0] / readout.dx + (nx - 1) / 2
+    row = mm["centre_y"][:, 0] / readout.dy + (ny - 1) / 2
+    empty = showers.sum(axis=1) <= 0
+    return np.where(empty[:, None], np.nan, np.column_stack([column, row]))
+
+
+def _axis_features(conditions, names: Sequence[str]):
+    px, py, pz, x, y = (conditions[:, list(names).index(n)] for n in AXIS_CONDITIONS)
+    columns = [x * 0 + 1, x, y, px / pz, py / pz]
+    if isinstance(conditions, np.ndarray):
+        return np.stack(columns, axis=1)
+    return torch.stack(columns, dim=1)
+
+
+def fit_axis(
+    centres: np.ndarray, conditions: np.ndarray, names: Sequence[str]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Least-squares fit of the showers' centroids (``centroids``) to (1, x, y, px/pz, py/pz):
+    where a straight track would put the shower's centre."""
+    features = _axis_features(conditions, names)
+    keep = np.isfinite(centres).all(axis=1)
+    fits = [np.linalg.lstsq(features[keep], c[keep], rcond=None)[0] for c in centres.T]
+    return tuple(float(v) for v in fits[0]), tuple(float(v) for v in fits[1])
+
+
+def axis_centre(
+    conditions: torch.Tensor, axis: Sequence[Sequence[float]], names: Sequence[str]
+) -> torch.Tensor:
+    """(N, 2) column and row of the fitted axis (``fit_axis``) for physical conditions.
+
+    In double precision: a model's profile can be steep, and a centre off by float32's 1e-6 of
+    a cell moves its logits by 1e-5, as much as PyTorch and ONNX Runtime may differ.
+    """
+    features = _axis_features(conditions.to(torch.float64), names)
+    return features @ torch.tensor(axis, dtype=torch.float64).T

@@ -51,9 +51,14 @@ from torch import nn
 from caloforge.data.transforms import BoxCox, Chain, EnergyFraction, Standardize, Transform
 from caloforge.detectors import CartesianBinning
 from caloforge.errors import CaloforgeError
-from caloforge.evaluation.observables import centres_and_widths
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import gradient_penalty
+from caloforge.models.common import (
+    AXIS_CONDITIONS,
+    axis_centre,
+    centroids,
+    fit_axis,
+    gradient_penalty,
+)
 
 __all__ = ["LHCbWGAN", "LHCbWGANConfig"]
 
@@ -62,9 +67,6 @@ SIZE = 32
 
 PROFILE_FIT_SHOWERS = 2000
 """Showers the mean lateral profile is fitted on."""
-
-AXIS_CONDITIONS = ("px", "py", "pz", "x", "y")
-"""The conditions that place the shower: momentum and entry point on the calorimeter's face."""
 
 
 class LHCbWGANConfig(ModelConfig):
@@ -269,18 +271,6 @@ def _fit_resolution(visible: np.ndarray, energy: np.ndarray) -> tuple[float, flo
     return mean, float(np.sqrt(max(a2, 0.0))), float(np.sqrt(max(b2, 0.0)))
 
 
-def _fit_axis(
-    centroids: np.ndarray, conditions: np.ndarray, names: Sequence[str]
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Least-squares fit of the showers' centroids to (1, x, y, px/pz, py/pz): where a
-    straight track would put the shower's centre."""
-    px, py, pz, x, y = (conditions[:, list(names).index(n)] for n in AXIS_CONDITIONS)
-    features = np.column_stack([np.ones_like(x), x, y, px / pz, py / pz])
-    keep = np.isfinite(centroids).all(axis=1)
-    fits = [np.linalg.lstsq(features[keep], c[keep], rcond=None)[0] for c in centroids.T]
-    return tuple(float(v) for v in fits[0]), tuple(float(v) for v in fits[1])
-
-
 class LHCbWGAN(GenerativeModel):
     """Conditional WGAN-GP for a one-layer cartesian readout of at most 32 × 32 cells."""
 
@@ -314,18 +304,18 @@ class LHCbWGAN(GenerativeModel):
     @classmethod
     def create(cls, config, showers, energy, conditions) -> LHCbWGAN:
         model = super().create(config, showers, energy, conditions)
-        centroids = model._centroids(showers)
+        centres = centroids(showers, model.detector)
         fitted = {
             "resolution": _fit_resolution(showers.sum(axis=1), energy.reshape(-1)),
-            "axis": _fit_axis(centroids, conditions, config.conditions),
+            "axis": fit_axis(centres, conditions, config.conditions),
         }
         model.config = model.config.model_copy(update=fitted)
         # The generator starts from the mean profile on the fitted axis, and learns where
         # each shower strays from the axis and how it differs from the mean.
-        keep = np.isfinite(centroids).all(axis=1)
+        keep = np.isfinite(centres).all(axis=1)
         rng = np.random.default_rng(config.seed)
         sample = np.sort(rng.permutation(np.flatnonzero(keep))[:PROFILE_FIT_SHOWERS])
-        model.profile.fit(showers[sample], centroids[sample], config.profile_fit_steps)
+        model.profile.fit(showers[sample], centres[sample], config.profile_fit_steps)
         return model
 
     @classmethod
@@ -356,29 +346,11 @@ class LHCbWGAN(GenerativeModel):
         )
         return image
 
-    def _centroids(self, showers: np.ndarray) -> np.ndarray:
-        """(N, 2) energy-weighted column and row of each shower, in cells from the first
-        cell's centre; NaN for an empty shower."""
-        readout = self.detector.readout_layers[0].readout
-        mm = centres_and_widths(showers, self.detector)
-        column = mm["centre_x"][:, 0] / readout.dx + (self.nx - 1) / 2
-        row = mm["centre_y"][:, 0] / readout.dy + (self.ny - 1) / 2
-        empty = showers.sum(axis=1) <= 0
-        return np.where(empty[:, None], np.nan, np.column_stack([column, row]))
-
     def _centre(self, conditions: torch.Tensor) -> torch.Tensor:
-        """(N, 2) column and row of the shower's axis, in cells from the first cell's centre,
-        from physical conditions."""
+        """(N, 2) column and row of the shower's axis from physical conditions."""
         if self.config.axis is None:
             raise CaloforgeError("the model's shower axis was never fitted")
-        # In double precision: the profile is steep, and a centre off by float32's 1e-6 of a
-        # cell moves its logits by 1e-5, as much as PyTorch and ONNX Runtime may differ.
-        names = self.config.conditions
-        c = conditions.to(torch.float64)
-        px, py, pz, x, y = (c[:, names.index(n)] for n in AXIS_CONDITIONS)
-        features = torch.stack([torch.ones_like(x), x, y, px / pz, py / pz], dim=1)
-        coefficients = torch.tensor(self.config.axis, dtype=torch.float64)
-        return features @ coefficients.T
+        return axis_centre(conditions, self.config.axis, self.config.conditions)
 
     def _fractions(
         self, noise: torch.Tensor, conditions: torch.Tensor, physical: torch.Tensor

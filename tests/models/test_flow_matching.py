@@ -1,0 +1,151 @@
+"""The flow-matching teacher and its one-step student, on tiny networks and stand-in data."""
+
+import numpy as np
+import pytest
+import torch
+
+from caloforge.data.showerfile import ShowerFile
+from caloforge.detectors import load_detector
+from caloforge.errors import CaloforgeError
+from caloforge.models import get_family, load_model
+from caloforge.models.flow_matching import (
+    FlowMatching,
+    FlowMatchingConfig,
+    FlowStudent,
+    _dequantise,
+    integrate,
+)
+from caloforge.training.loop import TrainingSettings, train
+
+CONDITIONS = ("px", "py", "pz", "x", "y")
+TINY = {"hidden": 32, "blocks": 1, "sample_steps": 3}
+SETTINGS = TrainingSettings(steps=4, batch_size=32, checkpoint_every=2, eval_every=2)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, lhcb_like):
+    out = tmp_path_factory.mktemp("fm") / "teacher"
+    train("flow-matching", lhcb_like, out, settings=SETTINGS, model_options=TINY)
+    return out
+
+
+def test_registry():
+    assert get_family("flow-matching") is FlowMatching
+    assert get_family("flow-matching-student") is FlowStudent
+
+
+def test_dequantisation_fills_only_the_cells_below_threshold():
+    cfg = FlowMatchingConfig(detector=load_detector("lhcb-ecal").to_yaml(), conditions=CONDITIONS)
+    showers = np.zeros((4, 900))
+    showers[:, 0] = [5.0, 0.05, 0.0, 1.0]
+    out = _dequantise(showers, cfg)
+    assert out[0, 0] == 5.0 and out[3, 0] == 1.0
+    below = np.ones_like(showers, bool)
+    below[[0, 3], 0] = False
+    # Uniform below a fifth of the threshold (0.1 MeV): a gap the read-out cuts cleanly.
+    assert (out[below] >= 0).all() and (out[below] < 0.02).all() and out[below].std() > 0.004
+    np.testing.assert_array_equal(out, _dequantise(showers, cfg))  # seeded
+
+
+def test_midpoint_integration_is_exact_for_a_field_linear_in_time():
+    field = lambda x, t, c: 2 * t + 0 * x  # noqa: E731  dx/dt = 2t → x(1) = x(0) + 1
+    x = torch.zeros(3, 2)
+    assert torch.allclose(integrate(field, x, torch.zeros(3, 0), steps=2), x + 1)
+
+
+def test_decode_reads_out_like_the_detector(teacher, lhcb_like):
+    model = load_model(teacher)
+    data = ShowerFile(lhcb_like).read(0, 50)
+    a = model.sample(data.conditions, torch.Generator().manual_seed(3))
+    b = model.sample(data.conditions, torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (50, 900) and np.isfinite(a).all()
+    assert ((a == 0) | (a >= model.detector.threshold)).all()
+    assert (a > 0).any()
+
+
+def test_training_lowers_the_flow_matching_loss(lhcb_like):
+    data = ShowerFile(lhcb_like).read()
+    cfg = FlowMatchingConfig(
+        detector=load_detector("lhcb-ecal").to_yaml(),
+        conditions=CONDITIONS,
+        training={"settings": {"steps": 100}},
+        **TINY,
+    )
+    energy = data.incident_energies[:, 0]
+    torch.manual_seed(0)
+    model = FlowMatching.create(cfg, data.showers, energy, data.conditions)
+    assert model.config.axis is not None  # lhcb-ecal with (px, py, pz, x, y): centred
+    batch = model.to_training(data.showers, energy, data.conditions)
+    optimizers = model.optimizers()
+    losses = [
+        model.train_step([batch], optimizers, torch.Generator().manual_seed(s), s)["flow_matching"]
+        for s in range(100)
+    ]
+    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
+
+
+def test_student_learns_the_teachers_pairs(teacher, lhcb_like, tmp_path):
+    options = {"teacher": str(teacher), "hidden": 16, "blocks": 1}
+    train(
+        "flow-matching-student", lhcb_like, tmp_path / "s", settings=SETTINGS, model_options=options
+    )
+    student, master = load_model(tmp_path / "s"), load_model(teacher)
+    assert student.config.shower_transform == master.config.shower_transform
+    assert student.latent_dim == master.latent_dim
+    data = ShowerFile(lhcb_like).read()
+    pairs = student.to_training(data.showers, data.incident_energies[:, 0], data.conditions)
+    noise, target = pairs.showers[:5].split(student.latent_dim, dim=1)
+    with torch.no_grad():
+        expected = master.generate_transformed(noise, pairs.conditions[:5])
+    torch.testing.assert_close(target, expected)
+
+
+def test_student_refuses_a_model_that_is_not_a_teacher(tiny_model, lhcb_like, tmp_path):
+    with pytest.raises(CaloforgeError, match="not a teacher"):
+        train(
+            "flow-matching-student",
+            lhcb_like,
+            tmp_path / "s",
+            settings=SETTINGS,
+            model_options={"teacher": str(tiny_model)},
+        )
+
+
+def test_a_flow_that_fails_on_an_input_stops_generation_naming_the_event(teacher, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from caloforge.data.showerfile import partial_path
+    from caloforge.generate import generate
+
+    broken = tmp_path / "broken"
+    shutil.copytree(teacher, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["velocity.net.out.1.bias"][0] = float("inf")  # the total's coordinate diverges
+    save_file(weights, broken / "model.safetensors")
+    with pytest.raises(CaloforgeError, match=r"NaN or infinite energies \(first in event 0\)"):
+        generate(broken, tmp_path / "g.h5", n=30, source="lhcb", batch_size=20, seed=0)
+    assert not (tmp_path / "g.h5").exists()
+    assert len(ShowerFile(partial_path(tmp_path / "g.h5"))) == 0
+
+
+def test_teacher_and_student_export_to_onnx_and_match_torch(teacher, lhcb_like, tmp_path):
+    from caloforge.export.onnx import OnnxSampler, export_onnx
+
+    options = {"teacher": str(teacher), "hidden": 16, "blocks": 1}
+    train(
+        "flow-matching-student", lhcb_like, tmp_path / "s", settings=SETTINGS, model_options=options
+    )
+    conditions = ShowerFile(lhcb_like).read(0, 9).conditions.astype(np.float32)
+    for directory in (teacher, tmp_path / "s"):
+        model = load_model(directory)
+        sampler = OnnxSampler(export_onnx(model, tmp_path / "model.onnx"))
+        noise = np.random.default_rng(0).normal(size=(9, model.latent_dim)).astype(np.float32)
+        with torch.inference_mode():
+            expected = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
+        # The batch (9) is not the export's example batch (2): the graph's batch axis is free.
+        np.testing.assert_allclose(
+            sampler.decode(noise, conditions), expected, rtol=1e-4, atol=1e-4
+        )

@@ -1,0 +1,24 @@
+"""The models that ship with caloforge load and sample showers for their own source."""
+
+import numpy as np
+import pytest
+import torch
+
+from caloforge.models import load_model, pretrained_models
+from caloforge.sources import sample_primaries, source_from_yaml
+
+
+def test_the_frontier_models_ship():
+    assert {"lhcb-ecal-wgan", "lhcb-ecal-fm", "lhcb-ecal-fm-student"} <= set(pretrained_models())
+
+
+@pytest.mark.parametrize("name", pretrained_models())
+def test_pretrained_model_samples_read_out_showers(name):
+    model = load_model(name)
+    source = source_from_yaml(model.config.training["data"]["source"])
+    conditions = sample_primaries(source, 0, 20, seed=5).conditions(source.conditions)
+    showers = model.sample(conditions, torch.Generator().manual_seed(0))
+    assert showers.shape == (20, model.detector.n_cells) and np.isfinite(showers).all()
+    assert ((showers == 0) | (showers >= model.detector.threshold)).all()
+    response = showers.sum(axis=1) / model.energy_of(torch.as_tensor(conditions)).numpy()[:, 0]
+    assert 0 < np.median(response) < 1  # a calorimeter's visible energy: part of the incident
