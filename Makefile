@@ -1,14 +1,23 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+# The C++ library (cpp/) needs Debian's libhdf5-dev, installed here where apt-get and root allow;
+# without it (or without cmake and a C++ compiler) its test is skipped with the reason printed.
 
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+SYSTEM_PACKAGES := libhdf5-dev
+CPP_BUILD ?= build/cpp
+
+.PHONY: install demo test lint format clean cpp
 
 $(STAMP): pyproject.toml
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { command -v apt-get >/dev/null && \
+	  [ "$$(id -u)" = 0 ] && { apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null; }; }; } || \
+	  echo "note: could not install $(SYSTEM_PACKAGES); the C++ library will not build"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
@@ -30,5 +39,14 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# libcaloforge and its programs (caloforge-generate, caloforge-bench), against the venv's libtorch.
+cpp: $(STAMP)
+	@mkdir -p $(CPP_BUILD)
+	@cmake -S cpp -B $(CPP_BUILD) -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH="$$($(BIN)/python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  >$(CPP_BUILD).log 2>&1 || { cat $(CPP_BUILD).log; exit 1; }
+	@cmake --build $(CPP_BUILD) -j 2 >>$(CPP_BUILD).log 2>&1 || { tail -40 $(CPP_BUILD).log; exit 1; }
+	@echo "built $(CPP_BUILD)/caloforge-generate, caloforge-bench and libcaloforge.so"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

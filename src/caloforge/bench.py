@@ -24,9 +24,19 @@ import torch
 
 from caloforge.errors import CaloforgeError
 
-__all__ = ["BenchPoint", "BenchResult", "bench", "geant4_ms_per_shower"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKENDS",
+    "BenchPoint",
+    "BenchResult",
+    "bench",
+    "geant4_ms_per_shower",
+]
 
-BACKENDS = ("torch", "torch-compile", "onnx")
+BACKENDS = ("torch", "torch-compile", "onnx", "aoti")
+DEFAULT_BACKENDS = ("torch", "torch-compile", "onnx")
+"""``aoti`` (the AOTInductor package the C++ library runs, here run by libtorch from Python)
+compiles for tens of seconds and needs a C++ compiler: asked for by name only."""
 
 
 @dataclass(frozen=True)
@@ -135,12 +145,17 @@ def bench(
                 decoders[backend] = compiled
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                sampler = OnnxSampler(export_onnx(model, Path(tmp) / "model.onnx"))
+                if backend == "onnx":
+                    sampler = OnnxSampler(export_onnx(model, Path(tmp) / "model.onnx"))
+                else:
+                    from caloforge.export.aoti import AotiSampler, export_aoti
 
-            def onnx_decode(noise, cond, sampler=sampler):
+                    sampler = AotiSampler(export_aoti(model, Path(tmp) / "model.pt2"))
+
+            def exported_decode(noise, cond, sampler=sampler):
                 return sampler.decode(noise.numpy(), cond.numpy())
 
-            decoders[backend] = onnx_decode
+            decoders[backend] = exported_decode
     for backend, decode in decoders.items():
         for size in batch_sizes:
             say(f"{backend}, batch {size}")

@@ -349,15 +349,61 @@ def simulate(
         bool, typer.Option("--resume", help="Continue an interrupted file, or extend one to N.")
     ] = False,
     overwrite: Overwrite = False,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            help="MATERIAL:MM of dead material in front of the detector, e.g. G4_Al:178 "
+            "(primaries start in front of it)."
+        ),
+    ] = None,
+    fast: Annotated[
+        str | None,
+        typer.Option(
+            help="Hybrid run: e+-/gamma entering the calorimeter are handed to this model "
+            "(directory or pretrained name); the rest is Geant4."
+        ),
+    ] = None,
+    fast_threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Kinetic energy below which particles stay in Geant4 (default: the "
+            "lowest energy the model was trained on), e.g. 1GeV."
+        ),
+    ] = None,
+    fast_particles: Annotated[
+        str, typer.Option(help="Particles the model takes, comma-separated.")
+    ] = "e-,e+,gamma",
+    fast_backend: Annotated[str, typer.Option(help="onnx or torch.")] = "onnx",
 ) -> None:
     """Simulate showers with Geant4 into a shower file (interrupt with Ctrl-C; --resume)."""
+    from pydantic import ValidationError
+
     from caloforge.detectors import load_detector
+    from caloforge.geant4.fast import fast_spec
     from caloforge.geant4.run import parse_shard
     from caloforge.geant4.run import simulate as run_simulate
     from caloforge.sources import load_source, parse_energy, with_energy
 
     det = load_detector(detector)
+    if upstream is not None:
+        material, sep, thickness = upstream.partition(":")
+        try:
+            det = det.with_upstream(material, float(thickness) if sep else float("nan"))
+        except (ValueError, ValidationError):
+            raise CaloforgeError(
+                f"--upstream must look like MATERIAL:MM with a known material and a positive "
+                f"thickness, got {upstream!r}"
+            ) from None
     src = load_source(source)
+    spec = None
+    if fast is not None:
+        spec = fast_spec(
+            fast,
+            det,
+            threshold=None if fast_threshold is None else parse_energy(fast_threshold),
+            particles=tuple(p.strip() for p in fast_particles.split(",") if p.strip()),
+            backend=fast_backend,
+        )
     if energy_range is not None:
         lo, sep, hi = energy_range.partition(":")
         if not sep:
@@ -380,6 +426,7 @@ def simulate(
                 resume=resume,
                 overwrite=overwrite,
                 progress=update,
+                fast=spec,
             )
         except KeyboardInterrupt:
             from caloforge.data.showerfile import ShowerFile, partial_path
@@ -394,6 +441,19 @@ def simulate(
         f"wrote {result.path}: {result.n_events} events ({result.n_new} new, "
         f"{result.events_per_second:.2f} events/s)"
     )
+    if spec is not None:
+        import json
+
+        from caloforge.data.showerfile import ShowerFile
+
+        written = ShowerFile(result.path)
+        extras = written.read(check=False).extras
+        fast_n, full_n = int(extras["fast_showers"].sum()), int(extras["full_showers"].sum())
+        out.print(
+            f"fast: {fast_n} showers from {spec.producer['name']}, {full_n} e+-/gamma above "
+            f"{spec.threshold:g} MeV left to Geant4 (outside the training range: "
+            f"{json.loads(written.attrs['fast_fallbacks'])})"
+        )
 
 
 @geant4_app.command("tables")
@@ -590,14 +650,26 @@ def generate(
 @app.command("export")
 def export(
     model: Annotated[str, typer.Argument(help="Model directory or pretrained model name.")],
-    output: Annotated[Path, typer.Option("--out", help="ONNX file to write (model.onnx).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="File to write: model.onnx (ONNX Runtime) or model.pt2 (AOTInductor, libtorch "
+            "and the C++ library in cpp/).",
+        ),
+    ],
 ) -> None:
-    """Export a model to ONNX (opset 17, dynamic batch) with a metadata JSON beside it."""
-    from caloforge.export.onnx import export_onnx, metadata_path
+    """Export a model's decode (noise and conditions to showers, dynamic batch) for C++ callers."""
+    from caloforge.export import export as export_model
+    from caloforge.export.onnx import metadata_path
     from caloforge.models import load_model
 
-    path = export_onnx(load_model(model), output)
-    out.print(f"wrote {path} and {metadata_path(path)}")
+    loaded = load_model(model)
+    path = export_model(loaded, output)
+    if path.suffix == ".onnx":
+        out.print(f"wrote {path} and {metadata_path(path)}")
+    else:
+        out.print(f"wrote {path} (metadata inside, under caloforge.*)")
 
 
 @app.command("bench")
@@ -605,7 +677,11 @@ def bench(
     model: Annotated[str, typer.Argument(help="Model directory or pretrained model name.")],
     backend: Annotated[
         list[str] | None,
-        typer.Option("--backend", help="torch, torch-compile, onnx (repeatable; default: all)."),
+        typer.Option(
+            "--backend",
+            help="torch, torch-compile, onnx, aoti (repeatable; default: all but aoti, the "
+            "AOTInductor package of the C++ library, which compiles for tens of seconds).",
+        ),
     ] = None,
     batch_sizes: Annotated[
         str, typer.Option(help="Comma-separated batch sizes.")
@@ -620,7 +696,7 @@ def bench(
     """Time a model's sampling (showers/s, ms/shower) per backend and batch size."""
     import json
 
-    from caloforge.bench import BACKENDS
+    from caloforge.bench import DEFAULT_BACKENDS
     from caloforge.bench import bench as run_bench
 
     try:
@@ -629,7 +705,7 @@ def bench(
         raise CaloforgeError(f"batch sizes must be integers, got {batch_sizes!r}") from None
     result = run_bench(
         model,
-        backends=backend or BACKENDS,
+        backends=backend or DEFAULT_BACKENDS,
         batch_sizes=sizes,
         repeats=repeats,
         vs_geant4=vs_geant4,

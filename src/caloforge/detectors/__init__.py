@@ -54,4 +54,5 @@ def elements_of_detector(detector: Detector) -> set[int]:
     from caloforge.detectors.materials import elements_of_materials
 
     names = {s.material for layer in detector.stack for s in layer.slices}
+    names |= {s.material for s in detector.upstream}
     return elements_of_materials(names | {detector.world_material})

@@ -213,10 +213,33 @@ class Detector(_Model):
         "stores Par04's silicon energy / 0.033; None where no convention exists",
     )
     layers: tuple[Layer, ...] = Field(min_length=1)
+    upstream: tuple[Slice, ...] = Field(
+        default=(),
+        description="dead material in front of the front face (z < 0), in beam order: not read "
+        "out, scored as passive; primaries start in front of it, aimed at the source's entry "
+        "point on the face",
+    )
 
     def to_yaml(self) -> str:
         """The YAML text of the detector, as written into shower files and model configs."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        exclude = None if self.upstream else {"upstream"}  # files of detectors without it unchanged
+        return yaml.safe_dump(self.model_dump(mode="json", exclude=exclude), sort_keys=False)
+
+    @property
+    def upstream_thickness(self) -> float:
+        """Depth of the material in front of the face, mm."""
+        return sum(s.thickness for s in self.upstream)
+
+    @property
+    def calorimeter(self) -> Detector:
+        """This detector without its upstream material: what a model of its showers knows."""
+        return self.model_copy(update={"upstream": ()}) if self.upstream else self
+
+    def with_upstream(self, material: str, thickness: float) -> Detector:
+        """This detector with one more slab of dead material in front (checked as in YAML)."""
+        data = self.model_dump(mode="json")
+        data["upstream"] = [{"material": material, "thickness": thickness}, *data["upstream"]]
+        return Detector.model_validate(data)
 
     @model_validator(mode="after")
     def _consistent(self) -> Detector:

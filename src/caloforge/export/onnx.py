@@ -19,19 +19,11 @@ import numpy as np
 import torch
 
 from caloforge.errors import CaloforgeError
+from caloforge.export import Decoder, example_inputs, metadata
 
 __all__ = ["OPSET", "OnnxSampler", "export_onnx", "metadata_path"]
 
 OPSET = 17
-
-
-class _Decoder(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(noise, conditions)
 
 
 def metadata_path(onnx_path: str | Path) -> Path:
@@ -41,25 +33,20 @@ def metadata_path(onnx_path: str | Path) -> Path:
 
 def export_onnx(model, path: str | Path) -> Path:
     """Export ``model.decode`` to ``path`` (ONNX opset 17) and its metadata beside it."""
-    from caloforge.sources import CONDITIONS
-
     path = Path(path)
     if path.suffix != ".onnx":
         raise CaloforgeError(f"the export path must end in .onnx, got {path}")
     if not path.parent.is_dir():
         raise CaloforgeError(f"output folder {path.parent} does not exist")
     model = model.eval()
-    k = len(model.config.conditions)
-    lows = [model.config.condition_range.get(n, (1.0, 1.0))[0] for n in model.config.conditions]
-    example = (torch.zeros(2, model.latent_dim), torch.tensor([lows, lows], dtype=torch.float32))
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():
         # The TorchScript-based exporter is the one that needs no extra package; it warns that
         # the dynamo exporter is the future default.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Decoder(model),
-            example,
+            Decoder(model),
+            example_inputs(model),
             tmp,
             input_names=["noise", "conditions"],
             output_names=["showers"],
@@ -73,43 +60,29 @@ def export_onnx(model, path: str | Path) -> Path:
             do_constant_folding=True,
         )
     tmp.replace(path)
-    detector = model.detector
+    info = metadata(model)
     meta: dict[str, Any] = {
         "format": "caloforge-onnx-1",
-        "producer": model.describe(),
+        "producer": info["producer"],
         "opset": OPSET,
         "inputs": {
             "noise": {
-                "shape": ["batch", model.latent_dim],
+                "shape": ["batch", info["latent_dim"]],
                 "dtype": "float32",
-                "distribution": "standard normal, independent entries",
+                "distribution": info["noise"],
             },
             "conditions": {
-                "shape": ["batch", k],
+                "shape": ["batch", len(info["conditions"])],
                 "dtype": "float32",
-                "names": list(model.config.conditions),
-                "units": [CONDITIONS[n].split(":")[0] for n in model.config.conditions],
-                "training_range": model.config.condition_range,
+                "names": info["conditions"],
+                "units": info["condition_units"],
+                "training_range": info["training_range"],
             },
         },
         "outputs": {
-            "showers": {"shape": ["batch", detector.n_cells], "dtype": "float32", "unit": "MeV"}
+            "showers": {"shape": ["batch", info["n_cells"]], "dtype": "float32", "unit": "MeV"}
         },
-        "detector": detector.name,
-        "cell_order": detector.cell_order,
-        "layers": [
-            {
-                "name": layer.name,
-                "shape": list(layer.readout.shape),
-                "binning": layer.readout.binning,
-                "first_cell": int(a),
-            }
-            for layer, a in zip(detector.readout_layers, detector.layer_offsets)
-        ],
-        "transforms": {
-            "conditions (applied inside the graph)": model.config.condition_transform,
-            "showers (inverse applied inside the graph)": model.config.shower_transform,
-        },
+        **{k: info[k] for k in ("detector", "cell_order", "layers", "transforms")},
     }
     metadata_path(path).write_text(json.dumps(meta, indent=2) + "\n")
     return path

@@ -12,6 +12,7 @@ import numpy as np
 
 from caloforge.detectors import Detector
 from caloforge.geant4.datasets import Geant4Data, import_geant4
+from caloforge.geant4.fast import FACE_TOLERANCE_MM, FastShowers, FastSpec
 from caloforge.geant4.geometry import GUN_OFFSET_MM, make_detector_construction
 from caloforge.sources import Primaries
 
@@ -21,17 +22,27 @@ __all__ = ["Geant4App"]
 class Geant4App:
     """Geant4 set up for ``detector``; ``run`` simulates primaries and returns cell energies."""
 
-    def __init__(self, detector: Detector, data: Geant4Data, physics: str, cut_mm: float):
+    def __init__(
+        self,
+        detector: Detector,
+        data: Geant4Data,
+        physics: str,
+        cut_mm: float,
+        fast: FastSpec | None = None,
+    ):
         from caloforge.geant4 import physics as em
 
         g4 = self.g4 = import_geant4(data)
         self.detector = detector
         self.run_manager = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.Serial)
-        self.construction, self.scoring = make_detector_construction(g4, detector)
+        self.fast = FastShowers(fast) if fast is not None else None
+        trigger = None if self.fast is None else _make_trigger(g4, self, self.fast)
+        self.construction, self.scoring = make_detector_construction(g4, detector, trigger)
         self.run_manager.SetUserInitialization(self.construction)
         self.physics_list = em.make_physics_list(g4, physics)
         self.run_manager.SetUserInitialization(self.physics_list)
-        self._gun = _make_gun_action(g4)
+        # Geant4 wants the physics list in place before any user action is made.
+        self._gun = _make_gun_action(g4, GUN_OFFSET_MM + detector.upstream_thickness)
         self._events = _make_event_action(g4, self)
         self.run_manager.SetUserAction(self._gun)
         self.run_manager.SetUserAction(self._events)
@@ -46,19 +57,30 @@ class Geant4App:
         self.passive = np.zeros(0)
 
     def run(
-        self, primaries: Primaries, seeds: Sequence[Sequence[int]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self,
+        primaries: Primaries,
+        seeds: Sequence[Sequence[int]],
+        first_event: int = 0,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Simulate one event per primary, reseeding Geant4 with ``seeds[k]`` before event k.
 
-        Returns (showers (n, n_cells) float32 MeV, active energy (n,), passive energy (n,)).
+        Returns showers (n, n_cells) float32 MeV and the per-event extras: active and passive
+        energy, and in a hybrid run the fast extras (``caloforge.geant4.fast``), whose model
+        noise depends on (``seed``, ``first_event`` + k).
         """
         n = len(primaries)
         self.showers = np.zeros((n, self.detector.n_cells), np.float32)
         self.active = np.zeros(n)
         self.passive = np.zeros(n)
         self._gun.load(primaries, seeds)
+        if self.fast is not None:
+            self.fast.start(n)
         self.run_manager.BeamOn(n)
-        return self.showers, self.active, self.passive
+        extras = {"energy_active": self.active, "energy_passive": self.passive}
+        if self.fast is not None:
+            extras |= self.fast.deposit(self.showers, first_event, seed)
+        return self.showers, extras
 
     def record(self, k: int, hce) -> None:
         """Read event k's hit maps into row k."""
@@ -72,7 +94,8 @@ class Geant4App:
         self.passive[k] = sum(e for _, e in hce.GetHC(self.passive_id))
 
 
-def _make_gun_action(g4):
+def _make_gun_action(g4, offset_mm: float):
+    """Primaries start ``offset_mm`` in front of the face (along z), aimed at their entry point."""
     table = g4.G4ParticleTable.GetParticleTable()
 
     class Gun(g4.G4VUserPrimaryGeneratorAction):
@@ -81,18 +104,20 @@ def _make_gun_action(g4):
             self.gun = g4.G4ParticleGun(1)
             self.primaries: Primaries | None = None
             self.seeds: Sequence[Sequence[int]] = ()
+            self.offset_mm = offset_mm
+            self.event = 0
 
         def load(self, primaries: Primaries, seeds: Sequence[Sequence[int]]) -> None:
             self.primaries, self.seeds = primaries, seeds
 
         def GeneratePrimaries(self, event):
-            k = event.GetEventID()
+            k = self.event = event.GetEventID()
             # Reseeding here, the first thing an event does, makes it a function of its seeds.
             # geant4-pybind's setTheSeeds reads a zero-terminated list, as CLHEP's C array.
             g4.HepRandom.setTheSeeds([*self.seeds[k], 0])
             p = self.primaries
             direction = p.direction[k]
-            start = p.position[k] - direction * (GUN_OFFSET_MM / direction[2])
+            start = p.position[k] - direction * (self.offset_mm / direction[2])
             self.gun.SetParticleDefinition(table.FindParticle(int(p.pdg[k])))
             self.gun.SetParticleEnergy(float(p.energy[k]) * g4.MeV)
             self.gun.SetParticlePosition(g4.G4ThreeVector(*(start * g4.mm)))
@@ -108,3 +133,32 @@ def _make_event_action(g4, app: Geant4App):
             app.record(event.GetEventID(), event.GetHCofThisEvent())
 
     return Events()
+
+
+def _make_trigger(g4, app: Geant4App, fast: FastShowers):
+    """The hybrid's trigger, called for the steps in front of the calorimeter: offers each
+    particle crossing the front face to the model, and kills the track the model takes."""
+    boundary = g4.G4StepStatus.fGeomBoundary
+    kill = g4.G4TrackStatus.fStopAndKill
+
+    def trigger(step) -> None:
+        post = step.GetPostStepPoint()
+        if post.GetStepStatus() != boundary:
+            return
+        where = post.GetPosition()
+        # The face is the plane z = 0; a step ending on it from z < 0 enters the calorimeter.
+        if abs(where.z) > FACE_TOLERANCE_MM or step.GetPreStepPoint().GetPosition().z >= 0:
+            return
+        track = step.GetTrack()
+        d = post.GetMomentumDirection()
+        taken = fast.offer(
+            app._gun.event,
+            track.GetDefinition().GetPDGEncoding(),
+            post.GetKineticEnergy(),
+            (where.x, where.y, 0.0),
+            (d.x, d.y, d.z),
+        )
+        if taken:
+            track.SetTrackStatus(kill)
+
+    return trigger

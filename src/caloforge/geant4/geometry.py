@@ -39,8 +39,13 @@ class Scoring:
     active_unread: str = "active_unread/edep"
 
 
-def make_detector_construction(g4, detector: Detector):
-    """A ``G4VUserDetectorConstruction`` for ``detector`` and the Scoring it will fill."""
+def make_detector_construction(g4, detector: Detector, trigger=None):
+    """A ``G4VUserDetectorConstruction`` for ``detector`` and the Scoring it will fill.
+
+    ``trigger``, if given, is called with every step that starts in the world or in the upstream
+    material (a sensitive detector on those volumes only): Python then runs for the steps in
+    front of the calorimeter, never for the steps inside it.
+    """
     scoring = Scoring()
 
     class Construction(g4.G4VUserDetectorConstruction):
@@ -51,6 +56,7 @@ def make_detector_construction(g4, detector: Detector):
             self._readout_lvs: list[tuple[object, object]] = []
             self._passive_lvs: list = []
             self._unread_lvs: list = []
+            self._outside_lvs: list = []  # the world and the upstream material
 
         def _hold(self, *objects):
             self._keep.extend(objects)
@@ -61,14 +67,28 @@ def make_detector_construction(g4, detector: Detector):
             sx, sy = detector.size
             depth = detector.depth
             world_mat = nist.FindOrBuildMaterial(detector.world_material)
+            front = detector.upstream_thickness
             world_solid = g4.G4Box(
-                "World", 0.6 * sx * g4.mm, 0.6 * sy * g4.mm, (depth + 10 * GUN_OFFSET_MM) * g4.mm
+                "World",
+                0.6 * sx * g4.mm,
+                0.6 * sy * g4.mm,
+                (depth + front + 10 * GUN_OFFSET_MM) * g4.mm,
             )
             world_lv = self._hold(world_solid, g4.G4LogicalVolume(world_solid, world_mat, "World"))
+            self._outside_lvs.append(world_lv)
             world_pv = self._hold(
                 g4.G4PVPlacement(None, g4.G4ThreeVector(), world_lv, "World", None, False, 0)
             )
-            z = 0.0
+            z = -front
+            for i, piece in enumerate(detector.upstream):
+                name = f"upstream{i}"
+                solid = g4.G4Box(name, sx / 2 * g4.mm, sy / 2 * g4.mm, piece.thickness / 2 * g4.mm)
+                material = nist.FindOrBuildMaterial(piece.material)
+                lv = self._hold(solid, g4.G4LogicalVolume(solid, material, name))
+                centre = g4.G4ThreeVector(0, 0, (z + piece.thickness / 2) * g4.mm)
+                self._hold(g4.G4PVPlacement(None, centre, lv, name, world_lv, False, 0))
+                self._outside_lvs.append(lv)
+                z += piece.thickness
             readout_index = 0
             for layer in detector.stack:
                 lv = self._layer(nist, layer, world_mat, readout_index)
@@ -234,5 +254,15 @@ def make_detector_construction(g4, detector: Detector):
                 mfd.RegisterPrimitive(self._hold(g4.G4PSEnergyDeposit("edep", 0)))
                 for lv in lvs:
                     lv.SetSensitiveDetector(mfd)
+            if trigger is not None:
+                sd = self._hold(_Trigger("face_trigger"))
+                sdm.AddNewDetector(sd)
+                for lv in self._outside_lvs:
+                    lv.SetSensitiveDetector(sd)
+
+    class _Trigger(g4.G4VSensitiveDetector):
+        def ProcessHits(self, step, history):
+            trigger(step)
+            return True
 
     return Construction(), scoring

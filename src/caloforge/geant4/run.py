@@ -28,6 +28,7 @@ import numpy as np
 from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter, partial_path
 from caloforge.detectors import Detector, detector_from_yaml, elements_of_detector
 from caloforge.errors import CaloforgeError
+from caloforge.geant4.fast import FastSpec, fast_extras, record_fallback_totals
 from caloforge.sources import Source, sample_primaries, source_from_yaml, source_to_yaml
 
 __all__ = [
@@ -98,6 +99,7 @@ class _RunSpec:
     physics: str
     cut_mm: float
     data: object
+    fast: FastSpec | None = None
 
 
 def simulate(
@@ -115,6 +117,7 @@ def simulate(
     overwrite: bool = False,
     chunk_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fast: FastSpec | None = None,
 ) -> SimulationResult:
     """Simulate ``n_events`` showers (or one shard of them) into a shower file.
 
@@ -132,6 +135,7 @@ def simulate(
         overwrite: replace an existing file.
         chunk_size: events per worker task (progress granularity); chosen if None.
         progress: called with (events done, events planned) after each append.
+        fast: hand e±/γ entering the calorimeter to a model (``caloforge.geant4.fast``).
     """
     from caloforge.geant4 import datasets
     from caloforge.geant4.physics import check_physics
@@ -162,19 +166,21 @@ def simulate(
         physics=physics,
         cut_mm=cut_mm,
         data=data,
+        fast=fast,
     )
+    producer = {
+        "kind": "geant4" if fast is None else "geant4+model",
+        "geant4": "11.4 (geant4-pybind 0.1.3)",
+        "physics_list": physics,
+        "production_cut_mm": cut_mm,
+        "em_data": data.description,
+    }
+    if fast is not None:
+        producer["fast"] = fast.describe()
     attrs = {
         "detector": spec.detector_yaml,
         "source": spec.source_yaml,
-        "producer": json.dumps(
-            {
-                "kind": "geant4",
-                "geant4": "11.4 (geant4-pybind 0.1.3)",
-                "physics_list": physics,
-                "production_cut_mm": cut_mm,
-                "em_data": data.description,
-            }
-        ),
+        "producer": json.dumps(producer),
         "seed": seed,
         "cell_order": detector.cell_order,
         "first_event": first,
@@ -182,7 +188,9 @@ def simulate(
         "shard": "" if shard is None else f"{shard[0]}/{shard[1]}",
     }
     planned = last - first
-    writer = _open_writer(out, detector, source, attrs, planned, resume, overwrite)
+    writer = _open_writer(
+        out, detector, source, attrs, planned, resume, overwrite, fast_extras(fast)
+    )
     done_before = writer.n_committed
     start_time = time.perf_counter()
     interrupted = True
@@ -193,6 +201,8 @@ def simulate(
         interrupted = False
     finally:
         path = writer.close(finish=not interrupted)
+        if fast is not None:
+            record_fallback_totals(path)
     elapsed = time.perf_counter() - start_time
     done = ShowerFile(path).n_events
     return SimulationResult(path, done, done - done_before, elapsed, done >= planned)
@@ -206,6 +216,7 @@ def _open_writer(
     planned: int,
     resume: bool,
     overwrite: bool,
+    extra_names: tuple[str, ...] = (),
 ) -> ShowerWriter:
     out = Path(out)
     exists = out.exists() or partial_path(out).exists()
@@ -228,7 +239,7 @@ def _open_writer(
         n_cells=detector.n_cells,
         condition_names=source.conditions,
         attrs=attrs,
-        extra_names=EXTRAS,
+        extra_names=EXTRAS + extra_names,
         n_planned=planned,
         overwrite=overwrite,
     )
@@ -311,17 +322,13 @@ def _worker_run(start: int, stop: int) -> ShowerBatch:
             _SPEC.data,
             physics=_SPEC.physics,
             cut_mm=_SPEC.cut_mm,
+            fast=_SPEC.fast,
         )
     source = source_from_yaml(_SPEC.source_yaml)
     primaries = sample_primaries(source, start, stop, _SPEC.seed)
     seeds = [event_seeds(_SPEC.seed, i) for i in range(start, stop)]
-    showers, active, passive = _APP.run(primaries, seeds)
-    return ShowerBatch(
-        showers,
-        primaries.energy,
-        primaries.conditions(source.conditions),
-        {"energy_active": active, "energy_passive": passive},
-    )
+    showers, extras = _APP.run(primaries, seeds, start, _SPEC.seed)
+    return ShowerBatch(showers, primaries.energy, primaries.conditions(source.conditions), extras)
 
 
 def merge(inputs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False) -> Path:
@@ -367,4 +374,6 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, overwrite: bool = Fa
         for f in files:
             for batch in f.iter_batches(10_000, check=False):
                 writer.append(batch)
+    if any(name.startswith("full_outside_") for name in head.extra_names):
+        record_fallback_totals(Path(out))  # the shards' totals summed, not the first shard's
     return Path(out)

@@ -29,7 +29,7 @@ from caloforge.data.transforms import Transform, transform_from_state
 from caloforge.detectors import Detector, detector_from_yaml
 from caloforge.errors import CaloforgeError
 
-__all__ = ["GenerativeModel", "ModelConfig", "TrainBatch"]
+__all__ = ["GenerativeModel", "ModelConfig", "TrainBatch", "derived_conditions"]
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -49,11 +49,30 @@ class ModelConfig(BaseModel):
     condition_range: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="min and max of each condition in the training data"
     )
+    derived_range: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="min and max in the training data of what the conditions imply (see "
+        "derived_conditions): the incident energy, and the slopes px/pz, py/pz",
+    )
     shower_transform: dict[str, Any] = Field(default_factory=dict)
     condition_transform: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     training: dict[str, Any] = Field(default_factory=dict, description="the training settings")
     caloforge_version: str = ""
+
+
+def derived_conditions(
+    names: Sequence[str], conditions: np.ndarray, energy: np.ndarray
+) -> dict[str, np.ndarray]:
+    """What conditions imply beyond their own ranges: the incident energy (MeV) and, for
+    momentum conditions, the direction's slopes px/pz and py/pz. A momentum's components can each
+    lie in their training range while its size or angle does not."""
+    derived = {"energy": np.asarray(energy, dtype=np.float64).reshape(-1)}
+    if all(n in names for n in ("px", "py", "pz")):
+        px, py, pz = (conditions[:, list(names).index(n)] for n in ("px", "py", "pz"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derived["slope_x"], derived["slope_y"] = px / pz, py / pz
+    return derived
 
 
 class TrainBatch:
@@ -115,11 +134,16 @@ class GenerativeModel(torch.nn.Module, ABC):
             name: (float(conditions[:, i].min()), float(conditions[:, i].max()))
             for i, name in enumerate(config.conditions)
         }
+        derived = {
+            name: (float(values.min()), float(values.max()))
+            for name, values in derived_conditions(config.conditions, conditions, energy).items()
+        }
         config = config.model_copy(
             update={
                 "shower_transform": shower_t.state(),
                 "condition_transform": condition_t.state(),
                 "condition_range": ranges,
+                "derived_range": derived,
             }
         )
         return cls(config)
