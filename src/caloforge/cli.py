@@ -6,6 +6,7 @@ what was done kept and exit status 130. Heavy libraries load inside the commands
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -38,6 +39,10 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 Seed = Annotated[int, typer.Option("--seed", help="Random seed, recorded in the output.")]
 
 
+_ARGV: list[str] = []
+"""The arguments of this invocation (``train --nproc`` runs them again under torchrun)."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and an exit status."""
     from caloforge.data.showerfile import CaloforgeWarning
@@ -50,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
     previous = warnings.showwarning
     warnings.showwarning = show
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         app(args=argv, prog_name="caloforge")
     except CaloforgeError as exc:
@@ -571,11 +577,45 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
     overwrite: Overwrite = False,
+    nproc: Annotated[
+        int, typer.Option(help="Training processes on this machine (data-parallel, torchrun).")
+    ] = 1,
+    data_parts: Annotated[
+        int | None,
+        typer.Option(
+            help="Parts the data is cut into (default: the number of processes); a run is the "
+            "same with any number of processes dividing it, and resumes with any such number."
+        ),
+    ] = None,
+    nnodes: Annotated[int, typer.Option(help="Machines taking part (each runs this).")] = 1,
+    node_rank: Annotated[int, typer.Option(help="This machine's number, 0 to nnodes-1.")] = 0,
+    master: Annotated[
+        str | None, typer.Option(help="HOST:PORT of machine 0, where the ranks meet.")
+    ] = None,
+    rdzv_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the other machines.")
+    ] = 300.0,
 ) -> None:
-    """Train a generative model on a shower file."""
+    """Train a generative model on a shower file (data-parallel with --nproc / --nnodes)."""
+    from caloforge.training.launch import launch, under_torchrun
     from caloforge.training.loop import TrainingSettings
     from caloforge.training.loop import train as run_train
 
+    if nproc < 1:
+        raise CaloforgeError(f"--nproc must be at least 1, got {nproc}")
+    if (nproc > 1 or nnodes > 1) and not under_torchrun():
+        from caloforge.data.showerfile import ShowerFile
+
+        events = len(ShowerFile(data))
+        if nproc * nnodes > events:
+            raise CaloforgeError(
+                f"{nproc * nnodes} processes for {data}'s {events} events: each process needs "
+                "its own part of the data"
+            )
+        code = launch(_ARGV, nproc, nnodes, node_rank, master, rdzv_timeout)
+        if code != 0:
+            raise CaloforgeError(f"training stopped: torchrun's ranks exited with status {code}")
+        return
     # On --resume the checkpoint's settings hold; only a new total of steps may be given.
     settings = None
     if not resume:
@@ -585,6 +625,7 @@ def train(
             seed=seed,
             checkpoint_every=checkpoint_every,
             eval_every=eval_every,
+            **({} if data_parts is None else {"data_parts": data_parts}),
         )
     with _progress(f"train {family}", "steps") as update:
         result = run_train(
@@ -599,6 +640,8 @@ def train(
             max_time=None if max_time is None else 60 * max_time,
             progress=lambda step, total, _: update(step, total),
         )
+    if os.environ.get("RANK", "0") != "0":
+        return  # rank 0 reports for all
     state = "done" if result.complete else "stopped by --max-time; continue with --resume"
     best = "-" if result.best_score is None else f"{result.best_score:.4f}"
     out.print(

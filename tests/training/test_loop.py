@@ -102,13 +102,15 @@ def test_cli_stops_on_max_time_and_resumes(tmp_path, lhcb_like, cli):
 
 def test_training_data_is_read_out_above_the_threshold(lhcb_like):
     from caloforge.data.showerfile import ShowerFile
+    from caloforge.training.distributed import World
     from caloforge.training.loop import _Data
 
     raw = ShowerFile(lhcb_like).read().showers
-    data = _Data(lhcb_like, settings())
+    data = _Data(lhcb_like, settings(), World(), fit_all=True)
     threshold = data.detector.threshold
     assert ((raw > 0) & (raw < threshold)).any()  # the fixture has cells under it
-    assert not ((data.showers > 0) & (data.showers < threshold)).any()
+    for showers in (data.showers, data.fit_all[0]):
+        assert not ((showers > 0) & (showers < threshold)).any()
 
 
 def test_files_too_small_or_calibrated_are_refused_before_training(tmp_path, lhcb_like):

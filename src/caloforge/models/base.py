@@ -171,9 +171,19 @@ class GenerativeModel(torch.nn.Module, ABC):
         raise CaloforgeError(f"cannot tell the incident energy from conditions {names}")
 
     def to_training(
-        self, showers: np.ndarray, energy: np.ndarray, conditions: np.ndarray
+        self,
+        showers: np.ndarray,
+        energy: np.ndarray,
+        conditions: np.ndarray,
+        rows: np.ndarray | None = None,
     ) -> TrainBatch:
-        """Physical arrays to the transformed tensors the networks train on."""
+        """Physical arrays to the transformed tensors the networks train on.
+
+        ``rows``: the events' positions in the training split when a process holds only part
+        of it (data-parallel training with several data parts); a family that draws random
+        numbers here draws them per event from (seed, row), so that every split of the data
+        gets the same ones. None: the whole split, in order.
+        """
         e = energy.reshape(-1, 1)
         x = self.shower_transform.forward(showers.astype(np.float64), e)
         c = self.condition_transform.forward(conditions.astype(np.float64))

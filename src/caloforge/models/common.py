@@ -7,7 +7,8 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ __all__ = [
     "gradient_penalty",
     "mlp",
     "require_conditions",
+    "shard",
+    "shard_rand",
+    "shard_randn",
 ]
 
 AXIS_CONDITIONS = ("px", "py", "pz", "x", "y")
@@ -52,7 +56,7 @@ def gradient_penalty(
         True
     """
     shape = (len(real),) + (1,) * (real.dim() - 1)
-    eps = torch.rand(shape, generator=generator)
+    eps = shard_rand(shape, generator)
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed, *context).sum(), mixed, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -147,3 +151,45 @@ def axis_centre(
     """
     features = _axis_features(conditions.to(torch.float64), names)
     return features @ torch.tensor(axis, dtype=torch.float64).T
+
+
+# Random draws of a training step. Under data-parallel training (caloforge.training.distributed)
+# each rank holds its rows of the global batch; drawing for the global batch and keeping those rows
+# makes a step's randomness, hence the run, the same whatever the number of processes.
+
+_SHARD: tuple[int, int] = (0, 1)  # (this rank's index, ranks): which rows of a global batch
+
+
+@contextlib.contextmanager
+def shard(index: int, count: int) -> Iterator[None]:
+    """Inside: draws for a batch are those of the global batch's rows owned by rank ``index``."""
+    global _SHARD
+    previous, _SHARD = _SHARD, (index, count)
+    try:
+        yield
+    finally:
+        _SHARD = previous
+
+
+def rows(n_local: int) -> slice:
+    """This rank's rows of a global batch of ``count`` equal local batches."""
+    index, _ = _SHARD
+    return slice(index * n_local, (index + 1) * n_local)
+
+
+def _global(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[0] * _SHARD[1], *shape[1:])
+
+
+def shard_randn(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """``torch.randn(shape)`` for this rank's rows of the global batch (shape[0] local rows)."""
+    if _SHARD[1] == 1:
+        return torch.randn(shape, generator=generator)
+    return torch.randn(_global(shape), generator=generator)[rows(shape[0])]
+
+
+def shard_rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """``torch.rand(shape)`` for this rank's rows of the global batch (shape[0] local rows)."""
+    if _SHARD[1] == 1:
+        return torch.rand(shape, generator=generator)
+    return torch.rand(_global(shape), generator=generator)[rows(shape[0])]

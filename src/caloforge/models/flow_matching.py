@@ -71,7 +71,14 @@ from caloforge.data.transforms import (
 from caloforge.detectors import CartesianBinning, detector_from_yaml
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import AXIS_CONDITIONS, axis_centre, centroids, fit_axis
+from caloforge.models.common import (
+    AXIS_CONDITIONS,
+    axis_centre,
+    centroids,
+    fit_axis,
+    shard_rand,
+    shard_randn,
+)
 
 __all__ = ["FlowMatching", "FlowMatchingConfig", "FlowStudent", "FlowStudentConfig"]
 
@@ -206,9 +213,11 @@ class _ShowerFlow(GenerativeModel):
         frame = torch.cat([offset, shift / limit], dim=1).to(c.dtype)
         return torch.cat([c, frame], dim=1), shift
 
-    def to_training(self, showers, energy, conditions) -> TrainBatch:
+    def to_training(self, showers, energy, conditions, rows=None) -> TrainBatch:
         framed = _frame_cells(self.config, self.detector, showers, conditions)
-        x = self.shower_transform.forward(_dequantise(framed, self.config), energy.reshape(-1, 1))
+        x = self.shower_transform.forward(
+            _dequantise(framed, self.config, rows), energy.reshape(-1, 1)
+        )
         c, _ = self.network_conditions(torch.as_tensor(conditions, dtype=torch.float64))
         return TrainBatch(
             torch.as_tensor(x, dtype=torch.float32),
@@ -292,16 +301,26 @@ def _frame_cells(config: _FlowConfig, detector, showers: np.ndarray, conditions)
     return shift_cells(torch.as_tensor(showers, dtype=torch.float64), shift, shape).numpy()
 
 
-def _dequantise(showers: np.ndarray, config: _FlowConfig) -> np.ndarray:
+def _dequantise(
+    showers: np.ndarray, config: _FlowConfig, rows: np.ndarray | None = None
+) -> np.ndarray:
     """Cells below the threshold drawn uniform below ``dequantisation`` x the threshold,
-    seeded by the model's seed (a gap in between, which the read-out cuts cleanly)."""
+    seeded by the model's seed (a gap in between, which the read-out cuts cleanly); with
+    ``rows`` (a part of the training split, see ``to_training``), event by event from
+    (seed, row)."""
     threshold = detector_from_yaml(config.detector).threshold
     if threshold <= 0:
         return showers
-    rng = np.random.default_rng([config.seed, 0xDE0])
+    high = config.dequantisation * threshold
     below = showers < threshold
     out = showers.astype(np.float64, copy=True)
-    out[below] = rng.uniform(0.0, config.dequantisation * threshold, int(below.sum()))
+    if rows is None:
+        rng = np.random.default_rng([config.seed, 0xDE0])
+        out[below] = rng.uniform(0.0, high, int(below.sum()))
+        return out
+    for i, row in enumerate(rows):
+        rng = np.random.default_rng([config.seed, 0xDE0, int(row)])
+        out[i, below[i]] = rng.uniform(0.0, high, int(below[i].sum()))
     return out
 
 
@@ -332,11 +351,16 @@ class FlowMatching(_ShowerFlow):
         self.train()
         batch = batches[0]
         x1 = batch.showers
-        x0 = torch.randn(x1.shape, generator=generator)
-        t = torch.rand(len(x1), 1, generator=generator)
+        x0 = shard_randn(tuple(x1.shape), generator)
+        t = shard_rand((len(x1), 1), generator)
         xt = (1 - t) * x0 + t * x1
         loss = (self.velocity(xt, t, batch.conditions) - (x1 - x0)).pow(2).mean()
         return {"flow_matching": self._update(optimizers["velocity"], loss, step)}
+
+
+def _row_generator(seed: int, row: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, 0x5EED, int(row)]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state >> 1))
 
 
 def integrate(
@@ -391,15 +415,23 @@ class FlowStudent(_ShowerFlow):
         return noise + self.net(torch.cat([noise, conditions], dim=1))
 
     @torch.inference_mode()
-    def to_training(self, showers, energy, conditions) -> TrainBatch:
+    def to_training(self, showers, energy, conditions, rows=None) -> TrainBatch:
         """The teacher's pairs for the training conditions: showers hold [noise | target]."""
         from caloforge.models import load_model
 
         teacher = load_model(self.config.teacher).eval()
         c, _ = self.network_conditions(torch.as_tensor(conditions, dtype=torch.float64))
         c = c.to(torch.float32)
-        generator = torch.Generator().manual_seed(self.config.seed)
-        noise = torch.randn(len(c), self.latent_dim, generator=generator)
+        if rows is None:
+            generator = torch.Generator().manual_seed(self.config.seed)
+            noise = torch.randn(len(c), self.latent_dim, generator=generator)
+        else:  # a part of the split: each event's noise from (seed, row)
+            noise = torch.stack(
+                [
+                    torch.randn(self.latent_dim, generator=_row_generator(self.config.seed, r))
+                    for r in rows
+                ]
+            )
         target = torch.cat(
             [
                 # The steps recorded when the student was made: a resumed training draws the

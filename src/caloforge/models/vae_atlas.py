@@ -41,7 +41,7 @@ from torch import nn
 from zuko.nn import MaskedMLP
 
 from caloforge.models.base import ModelConfig, TrainBatch
-from caloforge.models.common import FractionModel, mlp
+from caloforge.models.common import FractionModel, mlp, shard_randn
 
 __all__ = ["ATLASVAE", "ATLASVAEConfig"]
 
@@ -103,7 +103,7 @@ class ATLASVAE(FractionModel):
         d = self.config.latent
         out = self.encoder(torch.cat([showers, conditions], dim=1))
         mean, log_sigma, h = out[:, :d], out[:, d : 2 * d].clamp(-8, 8), out[:, 2 * d :]
-        eps = torch.randn(mean.shape, generator=generator)
+        eps = shard_randn(tuple(mean.shape), generator)
         z = mean + torch.exp(log_sigma) * eps
         log_q = -0.5 * (eps**2 + _LOG_2PI).sum(dim=1) - log_sigma.sum(dim=1)
         for step in self.iaf:

@@ -40,7 +40,7 @@ from torch import nn
 
 from caloforge.data.transforms import Standardize
 from caloforge.models.base import ModelConfig, TrainBatch
-from caloforge.models.common import FractionModel, gradient_penalty, mlp
+from caloforge.models.common import FractionModel, gradient_penalty, mlp, shard_randn
 
 __all__ = ["ATLASWGAN", "ATLASWGANConfig"]
 
@@ -123,7 +123,7 @@ class ATLASWGAN(FractionModel):
         self.train()
         logs: dict[str, float] = {}
         for batch in batches:
-            noise = torch.randn(len(batch), cfg.latent, generator=generator)
+            noise = shard_randn((len(batch), cfg.latent), generator)
             with torch.no_grad():
                 fake = self.generate_transformed(noise, batch.conditions)
             loss, logs = self._critic_loss(batch.showers, fake, batch.conditions, generator)
@@ -131,7 +131,7 @@ class ATLASWGAN(FractionModel):
             loss.backward()
             optimizers["critic"].step()
         batch = batches[-1]
-        noise = torch.randn(len(batch), cfg.latent, generator=generator)
+        noise = shard_randn((len(batch), cfg.latent), generator)
         fake = self.generate_transformed(noise, batch.conditions)
         adversarial = -self.critic(fake, batch.conditions).mean()
         loss = adversarial

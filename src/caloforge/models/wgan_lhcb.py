@@ -58,6 +58,7 @@ from caloforge.models.common import (
     centroids,
     fit_axis,
     gradient_penalty,
+    shard_randn,
 )
 
 __all__ = ["LHCbWGAN", "LHCbWGANConfig"]
@@ -429,7 +430,7 @@ class LHCbWGAN(GenerativeModel):
         self.regressor.requires_grad_(False)
         for batch in batches:
             real = self._pad(batch.showers)
-            noise = torch.randn(len(batch), cfg.latent, generator=generator)
+            noise = shard_randn((len(batch), cfg.latent), generator)
             with torch.no_grad():
                 fake = self._pad(self.generate_transformed(noise, batch.conditions))
             d_real = self.critic(real, batch.conditions).mean()
@@ -443,7 +444,7 @@ class LHCbWGAN(GenerativeModel):
             optimizers["critic"].step()
         batch = batches[-1]
         self.critic.requires_grad_(False)
-        noise = torch.randn(len(batch), cfg.latent, generator=generator)
+        noise = shard_randn((len(batch), cfg.latent), generator)
         fake = self._pad(self.generate_transformed(noise, batch.conditions))
         adversarial = -self.critic(fake, batch.conditions).mean()
         regression = nn.functional.mse_loss(self.regressor(fake), batch.conditions)

@@ -10,6 +10,9 @@ writes the model directory with the best weights and its metrics.json.
 Randomness: the batches of epoch e are a permutation drawn from (seed, e); everything random
 inside step s (noise, interpolation weights) comes from a torch.Generator seeded from (seed, s).
 A resumed run therefore continues exactly, and ends with the weights an uninterrupted run would.
+
+Data-parallel: started by torchrun (``caloforge train --nproc N``), every process runs this loop
+on its own parts of the data; ``caloforge.training.distributed`` says how the runs stay one.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from caloforge.evaluation.classifier import MIN_SAMPLES
 from caloforge.evaluation.observables import apply_threshold
 from caloforge.models import get_family
 from caloforge.models.base import GenerativeModel, read_config
+from caloforge.models.common import shard
+from caloforge.training import distributed
 from caloforge.training.checkpoint import load_checkpoint, save_checkpoint
+from caloforge.training.distributed import AveragingOptimizer, World
 
 __all__ = ["TrainResult", "TrainingSettings", "train"]
 
@@ -55,6 +61,13 @@ class TrainingSettings(BaseModel):
     holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
     eval_events: int = Field(default=2000, ge=MIN_SAMPLES)
     max_events: int | None = Field(default=None, gt=0)
+    data_parts: int = Field(
+        default=1,
+        gt=0,
+        description="parts the training split is cut into, each with its own batches; a "
+        "global batch takes batch_size / data_parts from every part, and any number of "
+        "processes that divides it gives the same run",
+    )
 
 
 @dataclass(frozen=True)
@@ -72,9 +85,14 @@ def _step_seed(seed: int, step: int) -> int:
 
 
 class _Data:
-    """The training split as transformed tensors, and the held-out split in physical units."""
+    """The training split as transformed tensors, and the held-out split in physical units.
 
-    def __init__(self, path: Path, settings: TrainingSettings):
+    Under data-parallel training a rank holds only the events of its parts of the training split
+    (``parts``, in global part order, with their offsets in ``showers``); rank 0 also reads the
+    held-out split and, for a new model, the whole training split to fit the preprocessing.
+    """
+
+    def __init__(self, path: Path, settings: TrainingSettings, world: World, fit_all: bool):
         f = ShowerFile(path)
         if len(f) < 10:
             raise CaloforgeError(f"{f.path} has {len(f)} events; training needs at least 10")
@@ -84,8 +102,7 @@ class _Data:
                 f"{f.path} holds {f.energy_unit}; models learn caloforge's visible MeV: convert "
                 "it with `caloforge convert --from calochallenge`"
             )
-        data = f.read(0, settings.max_events)
-        n = len(data)
+        n = min(len(f), settings.max_events or len(f))
         order = np.random.default_rng([settings.seed, 0x401D]).permutation(n)
         n_hold = max(2, min(int(n * settings.holdout_fraction), settings.eval_events))
         if n_hold < MIN_SAMPLES:
@@ -96,27 +113,75 @@ class _Data:
                 f"{math.ceil(MIN_SAMPLES / settings.holdout_fraction)} events"
             )
         hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        parts = settings.data_parts
+        if parts > len(fit):
+            raise CaloforgeError(
+                f"{f.path}: {len(fit)} training events cannot be cut into {parts} parts "
+                "(one per process at least)"
+            )
+        if settings.batch_size % parts:
+            raise CaloforgeError(
+                f"the batch size {settings.batch_size} must be a multiple of the data's "
+                f"{parts} parts"
+            )
+        if parts % world.size:
+            raise CaloforgeError(
+                f"this run's data is in {parts} parts; train it with a number of processes that "
+                f"divides {parts}, not {world.size}"
+            )
+        bounds = [p * len(fit) // parts for p in range(parts + 1)]
+        owned = range(world.rank * parts // world.size, (world.rank + 1) * parts // world.size)
+        self.parts = [
+            (p, bounds[p] - bounds[owned.start], bounds[p + 1] - bounds[p]) for p in owned
+        ]
+        self.part_size = bounds[1] - bounds[0] if parts > 1 else len(fit)
         self.detector = f.detector
         if self.detector is None:
             raise CaloforgeError(f"{f.path} records no detector; convert it with caloforge first")
-        # Models learn what the detector reads out: nothing below its threshold.
-        self.showers = apply_threshold(data.showers[fit], self.detector.threshold)
-        self.energy, self.conditions = data.incident_energies[fit, 0], data.conditions[fit]
-        self.holdout = (data.showers[hold], data.incident_energies[hold, 0], data.conditions[hold])
         self.condition_names = f.condition_names
+        mine = fit[bounds[owned.start] : bounds[owned.stop]]
+        # Positions in the training split: per-event random draws of the preprocessing.
+        self.rows = np.arange(bounds[owned.start], bounds[owned.stop]) if parts > 1 else None
+        # Models learn what the detector reads out: nothing below its threshold.
+        self.showers, self.energy, self.conditions = self._read(mine)
+        self.fit_all = self._read(fit) if fit_all else None
+        self.holdout = self._read(hold, threshold=False) if world.main else None
+
+    def _read(self, rows: np.ndarray, threshold: bool = True):
+        """Showers (thresholded), energies and conditions of the sorted file rows ``rows``."""
+        data = self.file.read(int(rows[0]), int(rows[-1]) + 1)
+        take = rows - rows[0]
+        showers = data.showers[take]
+        if threshold:
+            showers = apply_threshold(showers, self.detector.threshold)
+        return showers, data.incident_energies[take, 0], data.conditions[take]
 
     def __len__(self) -> int:
         return len(self.showers)
 
 
-def _batch_indices(n: int, batch_size: int, seed: int, batch: int, cache: dict) -> np.ndarray:
-    """Indices of global batch ``batch``: epochs are seeded permutations, the tail dropped."""
-    per_epoch = max(1, n // batch_size)
+def _batch_indices(
+    dataset: _Data, batch_size: int, parts: int, seed: int, batch: int, cache: dict
+) -> np.ndarray:
+    """Indices (into the rank's tensors) of its share of global batch ``batch``: every part's
+    epochs are seeded permutations of the part, the tail dropped."""
+    size = batch_size // parts
+    per_epoch = max(1, dataset.part_size // size)
     epoch, within = divmod(batch, per_epoch)
     if epoch not in cache:
         cache.clear()
-        cache[epoch] = np.random.default_rng([seed, 0xE90C, epoch]).permutation(n)
-    return cache[epoch][within * batch_size : (within + 1) * batch_size]
+        cache[epoch] = {
+            p: np.random.default_rng(
+                [seed, 0xE90C, epoch] if parts == 1 else [seed, 0xE90C, epoch, p]
+            ).permutation(n)
+            for p, _, n in dataset.parts
+        }
+    return np.concatenate(
+        [
+            offset + cache[epoch][p][within * size : (within + 1) * size]
+            for p, offset, _ in dataset.parts
+        ]
+    )
 
 
 def train(
@@ -146,6 +211,28 @@ def train(
         steps: with ``resume``, a new total number of steps (to train a finished model further).
         progress: called after every step with (step, steps, last losses).
     """
+    world = distributed.start()
+    try:
+        return _train(
+            world,
+            family,
+            data,
+            out,
+            settings,
+            model_options,
+            resume,
+            overwrite,
+            max_time,
+            steps,
+            progress,
+        )
+    finally:
+        distributed.stop()
+
+
+def _train(
+    world, family, data, out, settings, model_options, resume, overwrite, max_time, steps, progress
+) -> TrainResult:
     out = Path(out)
     started = time.perf_counter()
     if resume:
@@ -161,31 +248,52 @@ def train(
     else:
         if steps is not None:
             raise CaloforgeError("a new number of steps goes with --resume; else use settings")
-        if out.exists() and any(out.iterdir()) and not overwrite:
+        if world.main and out.exists() and any(out.iterdir()) and not overwrite:
             raise CaloforgeError(f"{out} exists; use --overwrite or --resume")
         settings = settings or TrainingSettings()
+        if world.parallel and "data_parts" not in settings.model_fields_set:
+            settings = settings.model_copy(update={"data_parts": world.size})
     cls: type[GenerativeModel] = get_family(family)
-    dataset = _Data(Path(data), settings)
+    dataset = _Data(Path(data), settings, world, fit_all=not resume and world.main)
     if resume:
         if len(dataset.file) != config.training["data"]["n_events"]:
             raise CaloforgeError(f"{dataset.file.path} changed since {out} was trained on it")
         model = cls(config)
-        if steps is not None:
+        if steps is not None and world.main:
             model.save_config(out)
-    else:
+    elif world.main:
         model = _new_model(cls, dataset, settings, model_options or {})
+        dataset.fit_all = None
         out.mkdir(parents=True, exist_ok=True)
         for stale in (out / LOG, out / LAST, out / BEST, out / "metrics.json"):
             stale.unlink(missing_ok=True)
         model.save(out)
+    distributed.barrier(world)
+    if not resume and not world.main:
+        model = cls.load(out).train()  # the preprocessing and initial weights rank 0 made
     optimizers = model.optimizers()
     loop = {"step": 0, "best_score": None, "best_step": None, "seconds": 0.0}
     if resume:
         loop = load_checkpoint(out / LAST, model, optimizers)
-        _truncate_log(out / LOG, loop["step"])
-    train_set = model.to_training(dataset.showers, dataset.energy, dataset.conditions)
+        if world.main:
+            _truncate_log(out / LOG, loop["step"])
+    if world.parallel:
+        optimizers = {k: AveragingOptimizer(v, world) for k, v in optimizers.items()}
+    train_set = model.to_training(
+        dataset.showers, dataset.energy, dataset.conditions, rows=dataset.rows
+    )
     return _run(
-        model, optimizers, train_set, dataset, settings, out, loop, started, max_time, progress
+        world,
+        model,
+        optimizers,
+        train_set,
+        dataset,
+        settings,
+        out,
+        loop,
+        started,
+        max_time,
+        progress,
     )
 
 
@@ -214,7 +322,7 @@ def _new_model(cls, dataset: _Data, settings: TrainingSettings, options: dict) -
         first = str(exc).splitlines()
         raise CaloforgeError(f"bad model options: {' '.join(first[:3])}") from None
     torch.manual_seed(settings.seed)  # initial weights: the one global draw, made from the seed
-    return cls.create(config, dataset.showers, dataset.energy, dataset.conditions)
+    return cls.create(config, *dataset.fit_all)
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -225,10 +333,13 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
-def _run(model, optimizers, train_set, dataset, settings, out, loop, started, max_time, progress):
+def _run(
+    world, model, optimizers, train_set, dataset, settings, out, loop, started, max_time, progress
+):
     from caloforge.training.validation import holdout_score
 
-    log = (out / LOG).open("a")
+    main = world.main
+    log = (out / LOG).open("a") if main else None
     step = loop["step"]
     cache: dict = {}
     k = model.batches_per_step
@@ -236,14 +347,21 @@ def _run(model, optimizers, train_set, dataset, settings, out, loop, started, ma
     stopped = False
     try:
         while step < settings.steps:
-            if max_time is not None and time.perf_counter() - started > max_time:
+            if max_time is not None and distributed.broadcast_flag(
+                world, time.perf_counter() - started > max_time
+            ):
                 stopped = True
                 break
             batches = []
             for j in range(k):
                 idx = torch.as_tensor(
                     _batch_indices(
-                        len(train_set), settings.batch_size, settings.seed, step * k + j, cache
+                        dataset,
+                        settings.batch_size,
+                        settings.data_parts,
+                        settings.seed,
+                        step * k + j,
+                        cache,
                     )
                 )
                 batches.append(
@@ -252,33 +370,39 @@ def _run(model, optimizers, train_set, dataset, settings, out, loop, started, ma
                     )
                 )
             generator = torch.Generator().manual_seed(_step_seed(settings.seed, step))
-            losses = model.train_step(batches, optimizers, generator, step)
+            with shard(world.rank, world.size):
+                losses = model.train_step(batches, optimizers, generator, step)
             step += 1
             loop["step"] = step
             if step % settings.log_every == 0 or step == settings.steps:
-                _log(log, {"step": step, **losses})
-            if step % settings.eval_every == 0 or step == settings.steps:
+                losses = distributed.mean_over_ranks(world, losses)
+                if main:
+                    _log(log, {"step": step, **losses})
+            if main and (step % settings.eval_every == 0 or step == settings.steps):
                 score = holdout_score(model, dataset.holdout, seed=settings.seed)
                 _log(log, {"step": step, "holdout_mean_separation_power": score})
                 if loop["best_score"] is None or score < loop["best_score"]:
                     loop["best_score"], loop["best_step"] = score, step
                     model.save_weights_to(out / BEST)
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
+            if main and (step % settings.checkpoint_every == 0 or step == settings.steps):
                 _checkpoint(out, model, optimizers, loop, started)
-            if progress is not None:
+            if main and progress is not None:
                 progress(step, settings.steps, losses)
     except KeyboardInterrupt:
-        _checkpoint(out, model, optimizers, loop, started)
-        log.close()
+        if main:
+            _checkpoint(out, model, optimizers, loop, started)
+            log.close()
         raise CaloforgeError(
             f"interrupted at step {step}; checkpoint saved, continue with --resume"
         ) from None
-    if stopped:
+    if stopped and main:
         _checkpoint(out, model, optimizers, loop, started)
-    log.close()
+    if main:
+        log.close()
     complete = step >= settings.steps
-    if complete:
+    if complete and main:
         _finish(model, out, dataset, settings, loop)
+    distributed.barrier(world)  # the model directory is complete before any rank returns
     return TrainResult(out, step, settings.steps, loop["seconds"], loop["best_score"], complete)
 
 
