@@ -58,9 +58,14 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, lhcb_like):
     assert a.keys() == b.keys()
     for key in a:
         assert np.array_equal(a[key].numpy(), b[key].numpy()), key
-    log_a = (straight / "training_log.jsonl").read_text()
-    log_b = (cut / "training_log.jsonl").read_text()
-    assert log_a == log_b
+
+    def logged(path):  # the losses and scores; wall times differ from run to run
+        records = [
+            json.loads(line) for line in (path / "training_log.jsonl").read_text().splitlines()
+        ]
+        return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in records]
+
+    assert logged(straight) == logged(cut)
 
 
 def test_max_time_stops_with_a_checkpoint(tmp_path, lhcb_like):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -122,6 +123,8 @@ class AveragingOptimizer:
     def __init__(self, optimizer: torch.optim.Optimizer, world: World):
         self.optimizer = optimizer
         self.world = world
+        self.seconds = 0.0
+        """Time spent in the all-reduce (communication and waiting for the slowest rank)."""
 
     def step(self, closure=None):
         grads = [
@@ -131,6 +134,7 @@ class AveragingOptimizer:
             if p.grad is not None
         ]
         if grads:
+            started = time.perf_counter()
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
             flat /= self.world.size
@@ -138,6 +142,7 @@ class AveragingOptimizer:
             for g in grads:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
+            self.seconds += time.perf_counter() - started
         return self.optimizer.step(closure)
 
     def __getattr__(self, name: str):

@@ -377,7 +377,12 @@ def _run(
             if step % settings.log_every == 0 or step == settings.steps:
                 losses = distributed.mean_over_ranks(world, losses)
                 if main:
-                    _log(log, {"step": step, **losses})
+                    timing = {"seconds": round(time.perf_counter() - started, 3)}
+                    if world.parallel:
+                        timing["allreduce_seconds"] = round(
+                            sum(o.seconds for o in optimizers.values()), 3
+                        )
+                    _log(log, {"step": step, **losses, **timing})
             if main and (step % settings.eval_every == 0 or step == settings.steps):
                 score = holdout_score(model, dataset.holdout, seed=settings.seed)
                 _log(log, {"step": step, "holdout_mean_separation_power": score})
