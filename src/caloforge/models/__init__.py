@@ -39,6 +39,11 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "FlowStudent",
         "one-step student of a flow-matching teacher, distilled on its noise-shower pairs",
     ),
+    "gan-3d": (
+        "caloforge.models.gan3d",
+        "GAN3D",
+        "CERN's 3DGAN: 3D convolutions, energy and angle heads, physics losses (seed 002)",
+    ),
 }
 """Family name -> (module, class, one-line description)."""
 
