@@ -601,9 +601,7 @@ def train(
     from caloforge.training.loop import TrainingSettings
     from caloforge.training.loop import train as run_train
 
-    if nproc < 1:
-        raise CaloforgeError(f"--nproc must be at least 1, got {nproc}")
-    if (nproc > 1 or nnodes > 1) and not under_torchrun():
+    if (nproc != 1 or nnodes != 1) and not under_torchrun():
         from caloforge.data.showerfile import ShowerFile
 
         events = len(ShowerFile(data))

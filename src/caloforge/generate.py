@@ -52,8 +52,9 @@ class GenerationResult:
 
 def batch_generator(seed: int, batch: int) -> torch.Generator:
     """The noise generator of batch ``batch`` of a run with ``seed``."""
-    state = np.random.SeedSequence([seed, 0x6E4E, batch]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state >> 1))
+    from caloforge.models.common import seeded_generator
+
+    return seeded_generator(seed, 0x6E4E, batch)
 
 
 def _conditions_from_file(

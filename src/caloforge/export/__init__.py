@@ -16,7 +16,7 @@ import torch
 
 from caloforge.errors import CaloforgeError
 
-__all__ = ["FORMATS", "Decoder", "example_inputs", "export", "metadata"]
+__all__ = ["FORMATS", "Decoder", "checked_path", "example_inputs", "export", "metadata"]
 
 FORMATS = {".onnx": "ONNX (ONNX Runtime, opset 17)", ".pt2": "AOTInductor package (libtorch)"}
 
@@ -82,14 +82,22 @@ def metadata(model) -> dict[str, Any]:
     }
 
 
+def checked_path(path: str | Path, suffix: str) -> Path:
+    """``path`` as a Path; one-line refusal unless it ends in ``suffix`` and its folder exists."""
+    path = Path(path)
+    if path.suffix != suffix:
+        raise CaloforgeError(f"the export path must end in {suffix}, got {path}")
+    if not path.parent.is_dir():
+        raise CaloforgeError(f"output folder {path.parent} does not exist")
+    return path
+
+
 def export(model, path: str | Path) -> Path:
     """Export ``model`` in the format its path's suffix names (``.onnx`` or ``.pt2``)."""
     path = Path(path)
     if path.suffix not in FORMATS:
         known = ", ".join(f"{s} ({d})" for s, d in FORMATS.items())
         raise CaloforgeError(f"the export path must end in one of {known}; got {path}")
-    if not path.parent.is_dir():
-        raise CaloforgeError(f"output folder {path.parent} does not exist")
     if path.suffix == ".onnx":
         from caloforge.export.onnx import export_onnx
 

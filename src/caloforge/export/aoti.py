@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from caloforge.errors import CaloforgeError
-from caloforge.export import Decoder, example_inputs, metadata
+from caloforge.export import Decoder, checked_path, example_inputs, metadata
 
 __all__ = ["FORMAT", "AotiSampler", "export_aoti", "package_metadata"]
 
@@ -57,11 +57,7 @@ def package_metadata(model) -> dict[str, str]:
 
 def export_aoti(model, path: str | Path) -> Path:
     """Compile ``model.decode`` into the AOTInductor package ``path`` (``.pt2``)."""
-    path = Path(path)
-    if path.suffix != ".pt2":
-        raise CaloforgeError(f"an AOTInductor package's path must end in .pt2, got {path}")
-    if not path.parent.is_dir():
-        raise CaloforgeError(f"output folder {path.parent} does not exist")
+    path = checked_path(path, ".pt2")
     model = model.eval()
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with warnings.catch_warnings():

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from caloforge.errors import CaloforgeError
-from caloforge.export import Decoder, example_inputs, metadata
+from caloforge.export import Decoder, checked_path, example_inputs, metadata
 
 __all__ = ["OPSET", "OnnxSampler", "export_onnx", "metadata_path"]
 
@@ -33,11 +33,7 @@ def metadata_path(onnx_path: str | Path) -> Path:
 
 def export_onnx(model, path: str | Path) -> Path:
     """Export ``model.decode`` to ``path`` (ONNX opset 17) and its metadata beside it."""
-    path = Path(path)
-    if path.suffix != ".onnx":
-        raise CaloforgeError(f"the export path must end in .onnx, got {path}")
-    if not path.parent.is_dir():
-        raise CaloforgeError(f"output folder {path.parent} does not exist")
+    path = checked_path(path, ".onnx")
     model = model.eval()
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():

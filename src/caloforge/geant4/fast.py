@@ -34,6 +34,7 @@ import torch
 from caloforge.data.showerfile import check_energies
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
+from caloforge.models.common import seeded_generator
 from caloforge.sources import CONDITIONS, PARTICLES, Primaries
 from caloforge.sources.sampler import condition_values
 
@@ -245,5 +246,4 @@ class FastShowers:
 
 
 def _event_generator(seed: int, event: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, 0xFA57, event]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state >> 1))
+    return seeded_generator(seed, 0xFA57, event)

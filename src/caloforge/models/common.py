@@ -26,6 +26,7 @@ __all__ = [
     "gradient_penalty",
     "mlp",
     "require_conditions",
+    "seeded_generator",
     "shard",
     "shard_rand",
     "shard_randn",
@@ -193,3 +194,10 @@ def shard_rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
     if _SHARD[1] == 1:
         return torch.rand(shape, generator=generator)
     return torch.rand(_global(shape), generator=generator)[rows(shape[0])]
+
+
+def seeded_generator(*key: int) -> torch.Generator:
+    """A torch generator that is a function of ``key`` alone (seed, stream tag, index): the noise
+    of a generation batch, of a hybrid run's event, of a training event's preprocessing."""
+    state = np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state >> 1))

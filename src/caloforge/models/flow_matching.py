@@ -76,6 +76,7 @@ from caloforge.models.common import (
     axis_centre,
     centroids,
     fit_axis,
+    seeded_generator,
     shard_rand,
     shard_randn,
 )
@@ -358,11 +359,6 @@ class FlowMatching(_ShowerFlow):
         return {"flow_matching": self._update(optimizers["velocity"], loss, step)}
 
 
-def _row_generator(seed: int, row: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, 0x5EED, int(row)]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state >> 1))
-
-
 def integrate(
     velocity: VelocityField, x: torch.Tensor, conditions: torch.Tensor, steps: int
 ) -> torch.Tensor:
@@ -428,7 +424,10 @@ class FlowStudent(_ShowerFlow):
         else:  # a part of the split: each event's noise from (seed, row)
             noise = torch.stack(
                 [
-                    torch.randn(self.latent_dim, generator=_row_generator(self.config.seed, r))
+                    torch.randn(
+                        self.latent_dim,
+                        generator=seeded_generator(self.config.seed, 0x5EED, int(r)),
+                    )
                     for r in rows
                 ]
             )
