@@ -88,6 +88,35 @@ def write_atlas_like(path, n, seed, spread=1.0):
     return path
 
 
+def write_clic_like(path, n, seed, scale=1.0):
+    """clic-ecal electrons of the 3dgan source: a blob along the depth, drifting in x with
+    cot θ, whose visible energy is ``scale`` × 2 % of the primary's. Not physics: a stand-in
+    with the structure the 3DGAN validation bins in (E_p, θ)."""
+    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
+    from caloforge.detectors import load_detector
+    from caloforge.sources import load_source, sample_primaries, source_to_yaml
+
+    detector, source = load_detector("clic-ecal"), load_source("3dgan")
+    p = sample_primaries(source, 0, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    z = np.arange(25)[None, :, None, None]
+    y, x = np.mgrid[0:51, 0:51]
+    centre = (
+        25 + 0.3 * z * (1 / np.tan(np.radians(p.conditions(("theta",))[:, 0])))[:, None, None, None]
+    )
+    profile = np.exp(-((x - centre) ** 2 + (y - 25) ** 2) / 8.0) * (z + 1) * np.exp(-z / 5.0)
+    profile = profile.reshape(n, -1)
+    showers = profile * (scale * 0.02 * p.energy / profile.sum(axis=1))[:, None]
+    showers = (showers * rng.gamma(4.0, 0.25, showers.shape)).astype(np.float32)
+    showers[showers < 0.01] = 0
+    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": seed}
+    with ShowerWriter.create(
+        path, n_cells=65025, condition_names=source.conditions, attrs=attrs
+    ) as w:
+        w.append(ShowerBatch(showers, p.energy, p.conditions(source.conditions)))
+    return path
+
+
 TINY_WGAN = {
     "latent": 8,
     "generator_channels": [16, 8, 8, 4],

@@ -6,35 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter
+from caloforge.data.showerfile import ShowerFile
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family
-from caloforge.sources import load_source, sample_primaries, source_to_yaml
+from caloforge.models.gan3d import barycentres, shift_cells
 from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import write_clic_like
 
 TINY = {"latent": 8, "generator_filters": [4, 2, 2], "discriminator_filters": 2}
 
 
 @pytest.fixture(scope="module")
 def clic_file(tmp_path_factory):
-    """100 clic-ecal 'showers': a blob along the depth whose energy follows the primary's."""
-    detector, source = load_detector("clic-ecal"), load_source("3dgan")
-    p = sample_primaries(source, 0, 100, 2)
-    rng = np.random.default_rng(3)
-    z = np.arange(25)[:, None, None]
-    y, x = np.mgrid[0:51, 0:51]
-    profile = np.exp(-((x - 25) ** 2 + (y - 25) ** 2) / 8.0) * (z + 1) * np.exp(-z / 5.0)
-    showers = profile.reshape(1, -1) * (0.01 * p.energy[:, None] / profile.sum())
-    showers = (showers * rng.gamma(4.0, 0.25, showers.shape)).astype(np.float32)
-    showers[showers < 0.01] = 0
-    path = tmp_path_factory.mktemp("clic") / "clic.h5"
-    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": 2}
-    with ShowerWriter.create(
-        path, n_cells=65025, condition_names=source.conditions, attrs=attrs
-    ) as w:
-        w.append(ShowerBatch(showers, p.energy, p.conditions(source.conditions)))
-    return path
+    return write_clic_like(tmp_path_factory.mktemp("clic") / "clic.h5", 100, seed=2)
 
 
 def test_generator_makes_non_negative_images_of_the_detector(clic_file):
@@ -71,3 +56,67 @@ def test_refuses_detectors_that_are_not_a_3d_image():
     )
     with pytest.raises(CaloforgeError, match="equal cartesian layers"):
         cls(config)
+
+
+def test_shift_cells_moves_whole_cells_and_fills_zeros():
+    images = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    shifted = shift_cells(images, torch.tensor([[1, 0], [-2, 1]]))
+    assert torch.equal(shifted[0, :, :, 1:], images[0, :, :, :-1])
+    assert torch.equal(shifted[0, :, :, 0], torch.zeros(3, 4))
+    assert torch.equal(shifted[1, :, 1:, :-2], images[1, :, :-1, 2:])
+    assert shifted[1, :, 0].abs().sum() == 0 and shifted[1, :, :, -2:].abs().sum() == 0
+
+
+def test_barycentre_frame_centres_training_showers_and_shifts_generated_ones_back(clic_file):
+    """Blobs moved 4 cells × cot θ further: the fitted drift grows by 4; training sees them
+    centred."""
+    data = ShowerFile(clic_file).read()
+    cot = 1 / np.tan(np.radians(data.conditions[:, 1]))
+    design = np.stack([np.ones_like(cot), cot], axis=1)
+    base = np.linalg.lstsq(design, barycentres(data.showers, (25, 51, 51)), rcond=None)[0]
+    images = torch.as_tensor(data.showers).view(-1, 25, 51, 51)
+    shift = torch.stack([torch.as_tensor(np.rint(4 * cot)), torch.zeros(len(cot))], 1).long()
+    drifted = shift_cells(images, shift).flatten(1).numpy()
+    cls = get_family("gan-3d")
+    config = cls.config_class(
+        detector=load_detector("clic-ecal").to_yaml(), conditions=("energy", "theta"), **TINY
+    )
+    model = cls.create(config, drifted, data.incident_energies[:, 0], data.conditions)
+    a_x, b_x, a_y, b_y = model.config.drift
+    assert abs(b_x - base[1, 0] - 4) < 0.3 and abs(a_x - base[0, 0]) < 0.2
+    assert abs(a_y) < 0.05 and abs(b_y) < 0.05
+    shape = (25, 51, 51)
+    assert np.abs(barycentres(drifted, shape)[:, 0]).max() > 2
+    batch = model.to_training(drifted, data.incident_energies[:, 0], data.conditions)
+    centred = model._centred(drifted)
+    assert np.abs(barycentres(centred, shape)).max() <= 0.5
+    # Training showers are the centred ones; generated showers land back on the drift line.
+    again = model.shower_transform.inverse(batch.showers.double().numpy(), None)
+    assert np.allclose(again, centred, rtol=1e-4, atol=1e-5)
+    # Generated showers are moved by the rounded drift at their θ, back to the detector frame.
+    unshifted = cls(model.config.model_copy(update={"barycentre": False}))
+    unshifted.load_state_dict(model.state_dict())
+    noise, conditions = torch.randn(100, 8), torch.as_tensor(data.conditions, dtype=torch.float32)
+    line = np.rint(np.stack([a_x + b_x * cot, a_y + b_y * cot], axis=1))
+    with torch.no_grad():
+        original = unshifted.eval().decode(noise, conditions).view(-1, *shape)
+        expected = shift_cells(original, torch.as_tensor(line, dtype=torch.long))
+        assert torch.allclose(model.eval().decode(noise, conditions), expected.flatten(1))
+
+
+def test_exports_to_onnx_with_the_barycentre_shift(clic_file, tmp_path):
+    from caloforge.export.onnx import OnnxSampler, export_onnx
+
+    data = ShowerFile(clic_file).read()
+    cls = get_family("gan-3d")
+    config = cls.config_class(
+        detector=load_detector("clic-ecal").to_yaml(), conditions=("energy", "theta"), **TINY
+    )
+    model = cls.create(config, data.showers, data.incident_energies[:, 0], data.conditions)
+    model.config = model.config.model_copy(update={"drift": (0.3, 4.0, 0.0, 0.0)})
+    sampler = OnnxSampler(export_onnx(model.eval(), tmp_path / "model.onnx"))
+    conditions = data.conditions[:5].astype(np.float32)
+    noise = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    with torch.inference_mode():
+        expected = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
+    np.testing.assert_allclose(sampler.decode(noise, conditions), expected, rtol=1e-4, atol=1e-6)

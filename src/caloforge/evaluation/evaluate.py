@@ -30,7 +30,7 @@ import numpy as np
 from caloforge.data.showerfile import CALIBRATED, CaloforgeWarning, EnergyUnit, ShowerFile
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
-from caloforge.evaluation import distances
+from caloforge.evaluation import clic, distances
 from caloforge.evaluation.conditions import (
     MAX_ENERGY_POINTS,
     compare_conditions,
@@ -56,6 +56,8 @@ P_REFUSE = 1e-3
 """Condition distributions that differ with a corrected KS p-value below this are refused."""
 P_WARN = 0.05
 MIN_BIN_EVENTS = 20
+CHUNK_CELLS = 1 << 24
+"""Cells per chunk of events (64 MB of float32): 258 events of clic-ecal's 65 025 cells."""
 RESPONSE_RATIO_WARN = 2.0
 """Median E_tot/E_inc of the two files differing by more than this factor is warned about:
 usually a unit mismatch, not a model."""
@@ -92,6 +94,25 @@ class Evaluation:
         return list(self.reference.features)
 
 
+def chunk_events(n_cells: int) -> int:
+    """Events per chunk when reading or measuring showers: CHUNK_CELLS cells at most."""
+    return max(1, CHUNK_CELLS // n_cells)
+
+
+def in_chunks(
+    function: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]],
+    sample: Sample,
+) -> dict[str, np.ndarray]:
+    """``function(showers, energy, conditions)`` over chunks of events, arrays concatenated:
+    the temporaries of per-event observables stay the size of a chunk."""
+    step = chunk_events(sample.showers.shape[1])
+    parts = [
+        function(*(x[i : i + step] for x in (sample.showers, sample.energy, sample.conditions)))
+        for i in range(0, len(sample), step)
+    ]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
 def load_sample(
     path: str | Path, max_events: int | None, threshold: float, scale: float = 1.0
 ) -> Sample:
@@ -106,15 +127,22 @@ def load_sample(
             CaloforgeWarning,
             stacklevel=2,
         )
-    data = f.read(0, max_events)
-    showers = data.showers if scale == 1.0 else data.showers * np.float32(scale)
+    n = len(f) if max_events is None else min(len(f), max_events)
+    showers = np.empty((n, f.n_cells), dtype=np.float32)
+    energy, conditions = [], []
+    for start in range(0, n, chunk_events(f.n_cells)):  # no second copy of all cells
+        data = f.read(start, min(n, start + chunk_events(f.n_cells)))
+        cells = data.showers if scale == 1.0 else data.showers * np.float32(scale)
+        showers[start : start + len(data)] = apply_threshold(cells, threshold)
+        energy.append(data.incident_energies[:, 0])
+        conditions.append(data.conditions)
     return Sample(
-        showers=apply_threshold(showers, threshold),
-        energy=data.incident_energies[:, 0],
-        conditions=data.conditions,
+        showers=showers,
+        energy=np.concatenate(energy),
+        conditions=np.concatenate(conditions),
         provenance={
             "path": str(f.path),
-            "events_used": len(data),
+            "events_used": n,
             "events_in_file": len(f),
             "producer": f.producer,
             "seed": f.seed,
@@ -352,8 +380,8 @@ def compare(
         notes.append(message)
 
     for sample in (ref, gen):
-        sample.features = high_level_features(
-            sample.showers, detector, sample.energy, sample.conditions, names
+        sample.features = in_chunks(
+            lambda s, e, c: high_level_features(s, detector, e, c, names), sample
         )
     responses = [float(np.median(s.features["E_tot/E_inc"])) for s in (ref, gen)]
     if min(responses) <= 0 or max(responses) / min(responses) > RESPONSE_RATIO_WARN:
@@ -382,6 +410,10 @@ def compare(
 
     say("bins")
     per_bin = _binned(ref, gen, names)
+    seed_validation = {}
+    if clic.applies(detector, names):
+        say("3DGAN validation")
+        seed_validation["clic"] = _clic_validation(ref, gen, detector, names, threshold)
     metrics = {
         "n_generated": len(gen),
         "n_reference": len(ref),
@@ -410,6 +442,7 @@ def compare(
             "p_min_corrected": check.p_min,
         },
         "bins": per_bin,
+        **seed_validation,
         "notes": notes,
         "detector": detector.name,
         "provenance": {"generated": gen.provenance, "reference": ref.provenance},
@@ -518,6 +551,18 @@ def _calochallenge_metrics(ref, gen, detector, threshold, seed, say) -> _Protoco
             "low": tuple(low_level_inputs(s.showers, s.energy) for s in (ref, gen)),
             "high": tuple(matrices),
         },
+    )
+
+
+def _clic_validation(ref, gen, detector, names, threshold) -> dict[str, Any]:
+    energy, theta = (names.index(name) for name in clic.CONDITIONS)
+    return clic.validation(
+        *(in_chunks(lambda s, e, c: clic.image_profiles(s, detector), x) for x in (ref, gen)),
+        *((x.conditions[:, energy], x.conditions[:, theta]) for x in (ref, gen)),
+        cell_energies(ref.showers),
+        cell_energies(gen.showers),
+        detector,
+        threshold,
     )
 
 

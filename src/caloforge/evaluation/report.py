@@ -12,7 +12,9 @@ scripts, no network resources, inline CSS, images by relative path. In order, it
   separation power and W1, grouped by kind, and for several layers the mean per layer;
 - the cell energy spectrum (3DGAN, NYU), the response E_tot/E_inc against E_inc (3DGAN,
   ATLAS), the correlation matrices of the metric features and their difference (3DGAN);
-- the per-bin table, the condition KS p-values and the provenance of both files.
+- the per-bin table, the condition KS p-values and the provenance of both files;
+- on 3D-image detectors conditioned on E and θ, the 3DGAN seed's validation
+  (``caloforge.evaluation.clic``, figures in ``clic_figures``, page in ``templates/clic.html``).
 
 The same colours mean the same sample everywhere: reference blue and filled, generated red
 points. The same Evaluation gives byte-identical files: PNGs carry no software or date stamp.
@@ -216,6 +218,8 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
         sections.append(_response_section(evaluation, labels, out_dir))
         sections.append(_correlation_section(evaluation, labels, out_dir))
         sections.append(_bins_section(evaluation, labels, out_dir))
+        if "clic" in metrics:
+            sections.append(_clic_section(metrics["clic"], labels, out_dir))
     if "by" in metrics:
         sections.append(_breakdown_section(metrics["by"]))
     sections.append(_provenance_section(metrics))
@@ -246,6 +250,38 @@ def _breakdown_section(by: dict[str, Any]) -> str:
     return _TEMPLATES.get_template("breakdown.html").render(
         condition=by["condition"], header=header, rows=rows, min_events=MIN_BIN_EVENTS
     )
+
+
+def _clic_section(clic: dict[str, Any], labels: _Labels, out_dir: Path) -> str:
+    from caloforge.evaluation import clic_figures
+
+    rows = []
+    for name, value in (
+        ("E_tot/E_p per E_p bin (mean)", clic["response"]["max_relative_difference"]),
+        ("cell spectrum (log bins)", clic["cell_spectrum"].get("max_relative_difference")),
+        ("profiles per θ bin", clic["profiles"]["max_relative_difference"]),
+    ):
+        rows.append((name, f"{value:.1%}" if _finite(value) else "–",
+                     "yes" if _finite(value) and value <= 0.1 else "no"))  # fmt: skip
+    delta = clic["correlation"]["max_abs_difference"]
+    rows.append(("correlation matrix, max |Δρ|", _sig(delta), "–"))
+    figures = []
+    spectrum = clic_figures.spectrum_figure(clic, labels, out_dir / "clic_spectrum.png")
+    if spectrum:
+        figures.append({"name": spectrum, "alt": "cell spectrum",
+                        "caption": "Single-cell spectrum, linear and log bins."})  # fmt: skip
+    figures.append({
+        "name": clic_figures.profiles_figure(clic, labels, out_dir / "clic_profiles.png"),
+        "alt": "profiles",
+        "caption": "Mean longitudinal and transverse profiles in bins of θ (the primary is "
+        "tilted in x): reference filled, generated points.",
+    })  # fmt: skip
+    figures.append({
+        "name": clic_figures.correlation_figure(clic, out_dir / "clic_correlation.png"),
+        "alt": "correlation difference",
+        "caption": "Reference minus generated correlation of the seed's shower features.",
+    })  # fmt: skip
+    return _TEMPLATES.get_template("clic.html").render(rows=rows, figures=figures)
 
 
 def breakdown_rows(by: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -1657,6 +1693,7 @@ def _page(metrics: dict[str, Any], labels: _Labels, sections: list[str]) -> str:
             ("response", "Response"),
             ("correlations", "Correlations"),
             ("bins", "Bins and conditions"),
+            *([("clic", "3DGAN validation")] if "clic" in metrics else []),
             *([("breakdown", f"Per {metrics['by']['condition']}")] if "by" in metrics else []),
             ("provenance", "Provenance"),
         )

@@ -22,11 +22,16 @@ FORMATS = {".onnx": "ONNX (ONNX Runtime, opset 17)", ".pt2": "AOTInductor packag
 
 
 class Decoder(torch.nn.Module):
-    """``model.decode`` as a module of its own: the graph both exporters trace."""
+    """``model.decode`` as a module of its own, in eval mode: the graph both exporters trace.
+
+    Eval mode here, not only on the model: the exporters put the module they are given back in
+    its own mode afterwards, recursively, which would leave batch norm in training mode.
+    """
 
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self.eval()
 
     def forward(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         return self.model.decode(noise, conditions)

@@ -15,7 +15,8 @@ What the seed fixes, kept here as defaults:
   an option, so the ablation of L_E and L_B is ``-o sum_weight=0 -o spectrum_weight=0``);
 - cells raised to the power 0.85, no other normalisation of their relative sizes; RMSprop; per
   step, the discriminator on a real and on a generated batch with label switching, then the
-  generator twice.
+  generator twice;
+- the networks see the shower centred on its barycentre (``barycentre``, on by default).
 
 Departures, and why:
 
@@ -28,6 +29,14 @@ Departures, and why:
   keep them small on a CPU;
 - one scale (the power-transformed cells' standard deviation) divides every cell, so the
   networks see numbers of order one; zero stays zero;
+- the barycentre frame: the seed's images are cut from the full detector around the shower's
+  barycentre; clic-ecal's window is fixed and the primary enters at its centre, tilted in x by
+  θ, so the barycentre drifts by about 8 cells × cot θ. Each training shower is shifted by whole
+  cells so that its energy-weighted (x, y) barycentre falls in the central cell (sub-cell
+  offsets stay in the image). Generated showers are shifted back by the rounded mean
+  barycentre at their θ, a line in cot θ fitted on the training data (``drift``), so that
+  ``generate`` writes them in the detector frame like Geant4's: what is lost is the event-by-
+  event scatter of the barycentre about that line (0.27 cells on the 3dgan source);
 - label switching (ganhacks, the seed's reference [22]): each label of the discriminator's
   batch is flipped with probability ``label_flip``; the generator is trained towards "real";
 - L_E compares a generated shower's visible energy with the mean response (visible / primary,
@@ -52,12 +61,12 @@ from pydantic import Field
 from torch import nn
 
 from caloforge.data.transforms import Chain, Identity, Power, Standardize, Transform
-from caloforge.detectors import CartesianBinning
+from caloforge.detectors import CartesianBinning, detector_from_yaml
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
 from caloforge.models.common import require_conditions, shard_rand, shard_randn
 
-__all__ = ["GAN3D", "GAN3DConfig"]
+__all__ = ["GAN3D", "GAN3DConfig", "barycentres", "shift_cells"]
 
 CONDITIONS = ("energy", "theta")
 ENERGY_UNIT = 100_000.0  # MeV: the generator's energy factor is E / 100 GeV
@@ -80,6 +89,12 @@ class GAN3DConfig(ModelConfig):
     response: float | None = Field(default=None, description="mean visible/primary (fitted)")
     spectrum_edges: tuple[float, ...] | None = Field(
         default=None, description="cell-intensity bin edges, power-transformed (fitted)"
+    )
+    barycentre: bool = Field(default=True, description="train on showers centred on it")
+    drift: tuple[float, float, float, float] | None = Field(
+        default=None,
+        description="barycentre x, y in cells from the centre = a_x + b_x cot θ, a_y + b_y cot θ"
+        " (fitted): (a_x, b_x, a_y, b_y)",
     )
 
 
@@ -114,13 +129,32 @@ class GAN3D(GenerativeModel):
         powered = np.clip(showers, 0, None) ** config.power
         nonzero = powered[powered > 0]
         edges = np.quantile(nonzero, np.linspace(0, 1, 9)[1:-1]) if nonzero.size else []
+        cot = 1.0 / np.tan(np.radians(conditions[:, config.conditions.index("theta")]))
+        design = np.stack([np.ones_like(cot), cot], axis=1)
+        centre = barycentres(showers, _image_shape(config))
+        drift = np.linalg.lstsq(design, centre, rcond=None)[0]  # (2 terms, 2 axes)
         config = config.model_copy(
             update={
                 "response": float(np.mean(showers.sum(axis=1) / energy)),
                 "spectrum_edges": tuple(float(e) for e in edges),
+                "drift": tuple(float(v) for v in drift.T.ravel()),
             }
         )
         return super().create(config, showers, energy, conditions)
+
+    def to_training(self, showers, energy, conditions, rows=None) -> TrainBatch:
+        if self.config.barycentre:
+            showers = np.concatenate(
+                [  # in chunks: 65 025 cells per event
+                    self._centred(showers[i : i + 1000]) for i in range(0, len(showers), 1000)
+                ]
+            )
+        return super().to_training(showers, energy, conditions, rows)
+
+    def _centred(self, showers: np.ndarray) -> np.ndarray:
+        shift = -np.rint(barycentres(showers, self.shape))
+        images = torch.as_tensor(showers, dtype=torch.float32).view(-1, *self.shape)
+        return shift_cells(images, torch.as_tensor(shift, dtype=torch.long)).flatten(1).numpy()
 
     # ------------------------------------------------------------------ sampling
 
@@ -136,6 +170,16 @@ class GAN3D(GenerativeModel):
     def _zero(self) -> float:
         scaling = self.shower_transform.steps[1]
         return float(-scaling.mean / scaling.std)
+
+    def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        showers = super().decode(noise, conditions)
+        if not self.config.barycentre:
+            return showers
+        a_x, b_x, a_y, b_y = self.config.drift
+        theta = conditions[:, self._theta] * (np.pi / 180.0)
+        cot = torch.cos(theta) / torch.sin(theta)
+        shift = torch.stack([a_x + b_x * cot, a_y + b_y * cot], dim=1).round().long()
+        return shift_cells(showers.view(-1, *self.shape), shift).flatten(1)
 
     def _inputs(self, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(energy / 100 GeV, (θ − 90°) / 30°), each (N, 1)."""
@@ -244,6 +288,37 @@ class GAN3D(GenerativeModel):
         occupied = (powered > 0).to(powered.dtype).mean()
         cumulative = torch.cat([occupied.reshape(1), above])
         return cumulative - torch.cat([above, torch.zeros(1, dtype=powered.dtype)])
+
+
+def _image_shape(config: GAN3DConfig) -> tuple[int, int, int]:
+    layers = detector_from_yaml(config.detector).readout_layers
+    return (len(layers), *layers[0].readout.shape)
+
+
+def barycentres(showers: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """(N, 2) energy-weighted x, y of each shower in cells from the central cell.
+
+    ``shape``: (layers, ny, nx) of the layer-major, then y, then x cell order. An empty shower's
+    barycentre is the centre.
+    """
+    images = showers.reshape(-1, *shape)
+    total = np.maximum(images.sum(axis=(1, 2, 3)), np.finfo(np.float64).tiny)
+    x = images.sum(axis=(1, 2)) @ (np.arange(shape[2]) - (shape[2] - 1) / 2)
+    y = images.sum(axis=(1, 3)) @ (np.arange(shape[1]) - (shape[1] - 1) / 2)
+    return np.stack([x, y], axis=1) / total[:, None]
+
+
+def shift_cells(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Images (N, L, Y, X) moved by whole cells, (N, 2) integer (dx, dy); zeros shifted in.
+
+    A product with one-hot shift matrices rather than an index gather: the same graph for any
+    batch in ONNX and AOTInductor, and (N, X, X) + (N, Y, Y) of memory instead of an index per cell.
+    """
+    ny, nx = images.shape[-2:]
+    x, y = torch.arange(nx), torch.arange(ny)
+    to_x = (x[None, :, None] + shift[:, 0, None, None] == x[None, None, :]).to(images.dtype)
+    to_y = (y[None, None, :] + shift[:, 1, None, None] == y[None, :, None]).to(images.dtype)
+    return to_y.unsqueeze(1) @ images @ to_x.unsqueeze(1)
 
 
 def _conv_same(channels_in: int, channels_out: int, kernel: tuple[int, int, int]) -> nn.Sequential:
