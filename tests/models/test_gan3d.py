@@ -120,3 +120,25 @@ def test_exports_to_onnx_with_the_barycentre_shift(clic_file, tmp_path):
     with torch.inference_mode():
         expected = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
     np.testing.assert_allclose(sampler.decode(noise, conditions), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_mean_image_starts_the_generator_at_the_average_training_shower(clic_file):
+    data = ShowerFile(clic_file).read()
+    cls = get_family("gan-3d")
+    config = cls.config_class(
+        detector=load_detector("clic-ecal").to_yaml(),
+        conditions=("energy", "theta"),
+        mean_image=True,
+        **TINY,
+    )
+    model = cls.create(config, data.showers, data.incident_energies[:, 0], data.conditions)
+    batch = model.to_training(data.showers, data.incident_energies[:, 0], data.conditions)
+    mean = (batch.showers - model._zero).mean(dim=0)
+    assert torch.allclose(model.generator.template.flatten(), mean, atol=1e-5)
+    assert "generator.template" in model.state_dict()
+    # Zero the convolutions' output: the generator gives the template itself.
+    with torch.no_grad():
+        model.generator.net[-1][1].weight.zero_()
+        model.generator.net[-1][1].bias.zero_()
+        out = model.eval().generator(torch.zeros(2, 8), torch.zeros(2, 1))
+    assert torch.allclose(out[0].flatten(), mean.clamp_min(0), atol=1e-5)

@@ -25,6 +25,11 @@ Departures, and why:
   upsampling ×2, the 5×8×8 convolution, upsampling to 25 × 51 × 51, the 3×5×8 and 2×2×2
   convolutions, all with "same" padding; the angle enters beside the energy-scaled latent vector
   (the seed's angle version conditions on it, its text does not say how);
+- ``mean_image`` (off by default, on for the CPU-trained ``clic-ecal-3dgan``): a learned bias per
+  cell added before the final ReLU, starting at the mean training image (in the barycentre
+  frame, in the networks' units), so that a run of a few hundred steps, all this CPU affords,
+  starts from the average shower instead of flat noise; the seed, trained for days on GPUs,
+  has none;
 - the discriminator's convolutions are followed by a 2×2×2 average pooling before the heads, to
   keep them small on a CPU;
 - one scale (the power-transformed cells' standard deviation) divides every cell, so the
@@ -91,6 +96,9 @@ class GAN3DConfig(ModelConfig):
         default=None, description="cell-intensity bin edges, power-transformed (fitted)"
     )
     barycentre: bool = Field(default=True, description="train on showers centred on it")
+    mean_image: bool = Field(
+        default=False, description="a per-cell output bias starting at the training mean image"
+    )
     drift: tuple[float, float, float, float] | None = Field(
         default=None,
         description="barycentre x, y in cells from the centre = a_x + b_x cot θ, a_y + b_y cot θ"
@@ -115,7 +123,9 @@ class GAN3D(GenerativeModel):
             raise CaloforgeError("gan-3d needs a detector of equal cartesian layers (a 3D image)")
         ny, nx = layers[0].readout.shape
         self.shape = (len(layers), ny, nx)
-        self.generator = _Generator(config.latent, self.shape, config.generator_filters)
+        self.generator = _Generator(
+            config.latent, self.shape, config.generator_filters, config.mean_image
+        )
         self.discriminator = _Discriminator(self.shape, config.discriminator_filters)
         names = config.conditions
         self._energy, self._theta = names.index("energy"), names.index("theta")
@@ -140,7 +150,16 @@ class GAN3D(GenerativeModel):
                 "drift": tuple(float(v) for v in drift.T.ravel()),
             }
         )
-        return super().create(config, showers, energy, conditions)
+        model = super().create(config, showers, energy, conditions)
+        if config.mean_image:
+            total = torch.zeros(int(np.prod(_image_shape(config))), dtype=torch.float64)
+            for i in range(0, len(showers), 500):
+                rows = slice(i, i + 500)
+                part = model.to_training(showers[rows], energy[rows], conditions[rows])
+                total += (part.showers - model._zero).sum(dim=0, dtype=torch.float64)
+            with torch.no_grad():
+                model.generator.template.copy_((total / len(showers)).view(1, 1, *model.shape))
+        return model
 
     def to_training(self, showers, energy, conditions, rows=None) -> TrainBatch:
         if self.config.barycentre:
@@ -332,7 +351,13 @@ def _conv_same(channels_in: int, channels_out: int, kernel: tuple[int, int, int]
 
 
 class _Generator(nn.Module):
-    def __init__(self, latent: int, shape: tuple[int, int, int], filters: tuple[int, int, int]):
+    def __init__(
+        self,
+        latent: int,
+        shape: tuple[int, int, int],
+        filters: tuple[int, int, int],
+        mean_image: bool = False,
+    ):
         super().__init__()
         self.start = (7, 13, 13)
         self.dense = nn.Linear(latent + 1, 8 * int(np.prod(self.start)))
@@ -350,12 +375,13 @@ class _Generator(nn.Module):
             _conv_same(f2, f3, (8, 5, 3)),
             act,
             _conv_same(f3, 1, (2, 2, 2)),
-            nn.ReLU(),
         )
+        self.template = nn.Parameter(torch.zeros(1, 1, *shape)) if mean_image else None
 
     def forward(self, scaled_noise: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
         h = self.dense(torch.cat([scaled_noise, angle], dim=1))
-        return self.net(h.view(-1, 8, *self.start))
+        out = self.net(h.view(-1, 8, *self.start))
+        return torch.relu(out if self.template is None else out + self.template)
 
 
 class _Discriminator(nn.Module):
