@@ -192,6 +192,7 @@ class GAN3D(GenerativeModel):
 
     def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         showers = super().decode(noise, conditions)
+        showers = torch.where(showers < self.detector.threshold, 0.0, showers)  # the read-out
         if not self.config.barycentre:
             return showers
         a_x, b_x, a_y, b_y = self.config.drift
