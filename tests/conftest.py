@@ -62,13 +62,25 @@ def write_lhcb_like(path, n: int, seed: int, widen: float = 1.0, scale: float = 
     return path
 
 
+def write_primaries(path, detector, source, primaries, showers, seed):
+    """A shower file of ``showers`` made by ``primaries`` of ``source`` in ``detector``."""
+    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
+    from caloforge.sources import source_to_yaml
+
+    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": seed}
+    with ShowerWriter.create(
+        path, n_cells=detector.n_cells, condition_names=source.conditions, attrs=attrs
+    ) as w:
+        w.append(ShowerBatch(showers, primaries.energy, primaries.conditions(source.conditions)))
+    return path
+
+
 def write_atlas_like(path, n, seed, spread=1.0):
     """atlas-like photons at the atlas source's energies: a middle-layer blob whose energy
     resolution is ``spread`` times 10 %/sqrt(E). Not physics: a stand-in with per-energy
     structure."""
-    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
     from caloforge.detectors import load_detector
-    from caloforge.sources import load_source, sample_primaries, source_to_yaml
+    from caloforge.sources import load_source, sample_primaries
 
     detector, source = load_detector("atlas-like"), load_source("atlas")
     p = sample_primaries(source, 0, n, seed)
@@ -80,21 +92,15 @@ def write_atlas_like(path, n, seed, spread=1.0):
     showers[:, centre] = 0.7 * visible
     showers[:, centre + 1] = 0.2 * visible
     showers[:, detector.layer_offsets[1] + 28] = 0.1 * visible
-    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": seed}
-    with ShowerWriter.create(
-        path, n_cells=266, condition_names=source.conditions, attrs=attrs
-    ) as w:
-        w.append(ShowerBatch(showers, p.energy, p.conditions(source.conditions)))
-    return path
+    return write_primaries(path, detector, source, p, showers, seed)
 
 
 def write_clic_like(path, n, seed, scale=1.0):
     """clic-ecal electrons of the 3dgan source: a blob along the depth, drifting in x with
     cot θ, whose visible energy is ``scale`` × 2 % of the primary's. Not physics: a stand-in
     with the structure the 3DGAN validation bins in (E_p, θ)."""
-    from caloforge.data.showerfile import ShowerBatch, ShowerWriter
     from caloforge.detectors import load_detector
-    from caloforge.sources import load_source, sample_primaries, source_to_yaml
+    from caloforge.sources import load_source, sample_primaries
 
     detector, source = load_detector("clic-ecal"), load_source("3dgan")
     p = sample_primaries(source, 0, n, seed)
@@ -109,12 +115,7 @@ def write_clic_like(path, n, seed, scale=1.0):
     showers = profile * (scale * 0.02 * p.energy / profile.sum(axis=1))[:, None]
     showers = (showers * rng.gamma(4.0, 0.25, showers.shape)).astype(np.float32)
     showers[showers < 0.01] = 0
-    attrs = {"detector": detector.to_yaml(), "source": source_to_yaml(source), "seed": seed}
-    with ShowerWriter.create(
-        path, n_cells=65025, condition_names=source.conditions, attrs=attrs
-    ) as w:
-        w.append(ShowerBatch(showers, p.energy, p.conditions(source.conditions)))
-    return path
+    return write_primaries(path, detector, source, p, showers, seed)
 
 
 TINY_WGAN = {

@@ -121,8 +121,7 @@ class GAN3D(GenerativeModel):
             or len({layer.readout.shape for layer in layers}) != 1
         ):
             raise CaloforgeError("gan-3d needs a detector of equal cartesian layers (a 3D image)")
-        ny, nx = layers[0].readout.shape
-        self.shape = (len(layers), ny, nx)
+        self.shape = _image_shape(config)
         self.generator = _Generator(
             config.latent, self.shape, config.generator_filters, config.mean_image
         )
