@@ -118,6 +118,33 @@ def write_clic_like(path, n, seed, scale=1.0):
     return write_primaries(path, detector, source, p, showers, seed)
 
 
+def write_lcd_like(path, n, seed):
+    """lcd-ecal photons and π⁰ of the nyu source at 10-100 GeV: a Gaussian blob per layer with a
+    rising and falling depth profile, the π⁰'s split in two blobs 2 cells apart, about 1.5 % of
+    the primary's energy visible, with gamma-distributed cell fluctuations. Not physics: a
+    stand-in with the structure the NYU validation looks at."""
+    from caloforge.detectors import load_detector
+    from caloforge.sources import load_source, sample_primaries, with_energy
+
+    detector = load_detector("lcd-ecal")
+    source = with_energy(load_source("nyu"), energy_range=(10_000.0, 100_000.0))
+    p = sample_primaries(source, 0, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    pi0 = p.conditions(("particle",))[:, 0] == 111
+    z = np.arange(25)[None, :, None, None]
+    y, x = np.mgrid[0:25, 0:25]
+    offset = np.where(pi0, 1.0, 0.0)[:, None, None, None]
+    profile = np.exp(-((x - 12 - offset) ** 2 + (y - 12) ** 2) / 3.0) + np.exp(
+        -((x - 12 + offset) ** 2 + (y - 12) ** 2) / 3.0
+    )
+    profile = profile * (z + 1) ** 2 * np.exp(-z / 4.0)
+    profile = profile.reshape(n, -1)
+    showers = profile * (0.015 * p.energy / profile.sum(axis=1))[:, None]
+    showers = (showers * rng.gamma(2.0, 0.5, showers.shape)).astype(np.float32)
+    showers[showers < 0.05] = 0
+    return write_primaries(path, detector, source, p, showers, seed)
+
+
 TINY_WGAN = {
     "latent": 8,
     "generator_channels": [16, 8, 8, 4],

@@ -13,7 +13,9 @@ from caloforge.data.transforms import (
     LogColumns,
     LogitFraction,
     LogShares,
+    OneHot,
     Power,
+    SpiralUnroll,
     Standardize,
     transform_from_state,
 )
@@ -136,3 +138,45 @@ def test_directions_are_log_momentum_and_slopes_and_invert(rng):
     np.testing.assert_allclose(t.inverse(t.forward(torch.from_numpy(c))).numpy(), c)
     with pytest.raises(CaloforgeError, match="px, py, pz"):
         Directions([0, 1])
+
+
+def test_spiral_unroll_reads_rings_outward_and_inverts(rng):
+    t = SpiralUnroll(shape=[3, 25, 25], crop=20, keep=100)
+    spiral = t.spiral()
+    ring = np.abs(spiral - 12).max(axis=1)
+    assert len(spiral) == 100 and len(np.unique(spiral, axis=0)) == 100
+    assert (ring[0], np.diff(ring).min()) == (0, 0)  # the centre first, never inwards
+    assert (ring[:81] <= 4).all() and (ring[81:] == 5).all()  # 9 x 9 rings, then part of one
+    full = SpiralUnroll(shape=[3, 25, 25], crop=20).spiral()
+    assert full[:, 0].min() == 2 and full[:, 0].max() == 21  # the 20 x 20 window
+    cubes = rng.exponential(1.0, (4, 3 * 625))
+    unrolled = t.forward(cubes)
+    assert unrolled.shape == (4, 3 * 100) and t.image_shape == (3, 100)
+    # layer 1's fourth spiral position is cell (row, column) of that layer
+    r, c = spiral[3]
+    assert unrolled[2, 100 + 3] == cubes[2, 625 + r * 25 + c]
+    back = t.inverse(unrolled)
+    kept = back != 0
+    assert kept.sum(axis=1).tolist() == [300] * 4
+    np.testing.assert_array_equal(back[kept], cubes[kept])
+    np.testing.assert_array_equal(t.inverse(t.forward(back)), back)  # exact where nothing is cut
+    as_torch = t.inverse(t.forward(torch.from_numpy(back)))
+    np.testing.assert_array_equal(as_torch.numpy(), back)
+    again = transform_from_state(t.state())
+    assert again.params() == {"shape": [3, 25, 25], "crop": 20, "keep": 100}
+    with pytest.raises(CaloforgeError, match="does not fit"):
+        SpiralUnroll(shape=[3, 25, 25], crop=30)
+    with pytest.raises(CaloforgeError, match="cannot keep 26"):
+        SpiralUnroll(shape=[3, 25, 25], crop=5, keep=26)
+
+
+def test_one_hot_codes_a_particle_and_inverts():
+    t = OneHot(column=1, categories=[22, 111])
+    x = np.array([[5.0, 22.0, 7.0], [6.0, 111.0, 8.0], [1.0, 11.0, 2.0]])
+    y = t.forward(x)
+    np.testing.assert_array_equal(y, [[5, 7, 1, 0], [6, 8, 0, 1], [1, 2, 0, 0]])
+    np.testing.assert_array_equal(t.inverse(y)[:2], x[:2])
+    assert t.inverse(y)[2, 1] == 0  # an unknown code has no category
+    yt = t.forward(torch.from_numpy(x).float())
+    np.testing.assert_array_equal(yt.numpy(), y)
+    assert transform_from_state(t.state()).params() == t.params()

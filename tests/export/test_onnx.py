@@ -55,18 +55,23 @@ def test_export_errors(tmp_path, tiny_model):
         OnnxSampler(tmp_path / "bad.onnx")
 
 
-@pytest.mark.parametrize(
-    ("family", "options"),
-    [
-        ("wgan-gp-atlas", {"latent": 4, "hidden": [16, 16], "n_critic": 2}),
-        ("vae-atlas", {"latent": 3, "hidden": [16, 16], "iaf_steps": 1, "iaf_hidden": [8]}),
-    ],
-)
-def test_atlas_families_export_and_match_torch(tmp_path, family, options):
-    from caloforge.training.loop import TrainingSettings, train
-    from tests.conftest import write_atlas_like
+FAMILY_CASES = [
+    ("wgan-gp-atlas", {"latent": 4, "hidden": [16, 16], "n_critic": 2}),
+    ("vae-atlas", {"latent": 3, "hidden": [16, 16], "iaf_steps": 1, "iaf_hidden": [8]}),
+    ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20}),
+    ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20, "output": "l2"}),
+    ("wgan-mlp-lcd", {"latent": 8, "crop": 6, "keep": 20, "critic_filters": 2}),
+    ("lagan-lcd", {"latent": 8, "channels": [4, 4, 2], "critic_channels": [2, 2, 2]}),
+]
 
-    data = write_atlas_like(tmp_path / "atlas.h5", 120, seed=3)
+
+@pytest.mark.parametrize(("family", "options"), FAMILY_CASES)
+def test_dense_and_lcd_families_export_and_match_torch(tmp_path, family, options):
+    from caloforge.training.loop import TrainingSettings, train
+    from tests.conftest import write_atlas_like, write_lcd_like
+
+    write = write_lcd_like if family.endswith("-lcd") else write_atlas_like
+    data = write(tmp_path / "data.h5", 120, seed=3)
     settings = TrainingSettings(steps=2, batch_size=32, checkpoint_every=2, eval_every=2)
     train(family, data, tmp_path / "m", settings=settings, model_options=options)
     model = load_model(tmp_path / "m")
@@ -75,4 +80,7 @@ def test_atlas_families_export_and_match_torch(tmp_path, family, options):
     noise = np.random.default_rng(0).normal(size=(9, model.latent_dim)).astype(np.float32)
     with torch.inference_mode():
         expected = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
-    np.testing.assert_allclose(sampler.decode(noise, conditions), expected, rtol=1e-5, atol=1e-6)
+    got = sampler.decode(noise, conditions)
+    # A cell within float rounding of the detector's threshold may fall on either side of it.
+    differ = ~np.isclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert differ.mean() < 1e-4, np.abs(got - expected).max()

@@ -36,7 +36,9 @@ __all__ = [
     "LogColumns",
     "LogShares",
     "LogitFraction",
+    "OneHot",
     "Power",
+    "SpiralUnroll",
     "Standardize",
     "Transform",
     "transform_from_state",
@@ -178,7 +180,9 @@ class Log1p(Transform):
         return _ns(x).log1p(x / self.scale)
 
     def inverse(self, y, energy=None):
-        return _ns(y).expm1(y) * self.scale
+        # exp − 1 rather than expm1, which ONNX lacks: its absolute error, float rounding of 1
+        # times ``scale``, is far below any energy ``scale`` is chosen to resolve.
+        return (_ns(y).exp(y) - 1) * self.scale
 
     def params(self):
         return {"scale": self.scale}
@@ -441,6 +445,136 @@ class LogShares(Transform):
 
     def params(self):
         return {"alpha": self.alpha}
+
+
+class SpiralUnroll(Transform):
+    """Layer-major cubes (N, layers · ny · nx) → (N, layers · keep): each layer's cells in a
+    ``crop`` × ``crop`` window about the central cell, read along a square spiral from the
+    centre outward, the first ``keep`` of them.
+
+    The NYU study (seed 003) unrolls its 20 × 20 × 25 crop of the LCD ECAL this way, so that a
+    shower's dense core comes first and the sparse edge last, where it can be cut (400 → 100 or
+    25 positions a layer). The spiral visits square rings of growing Chebyshev distance from the
+    central cell (ny // 2, nx // 2), each counter-clockwise from the cell to the right of the
+    centre's row; an even ``crop`` keeps one more row and column below and left of the centre.
+    Read as an image, layer l's positions are row l (``image_shape``: layers × keep).
+
+    The inverse puts the kept cells back and leaves every other cell 0: it undoes ``forward``
+    exactly for showers with nothing outside the kept cells. Both are one gather, so the inverse
+    exports to ONNX.
+
+    Example:
+        >>> t = SpiralUnroll(shape=(1, 3, 3), crop=3)
+        >>> cube = np.arange(9.0).reshape(1, 9)  # row-major 3 x 3: the centre is 4
+        >>> t.forward(cube)
+        array([[4., 5., 2., 1., 0., 3., 6., 7., 8.]])
+        >>> bool(np.array_equal(t.inverse(t.forward(cube)), cube))
+        True
+    """
+
+    name = "spiral_unroll"
+
+    def __init__(self, shape: list[int], crop: int, keep: int | None = None):
+        self.shape = [int(v) for v in shape]
+        if len(self.shape) != 3:
+            raise CaloforgeError(f"spiral unrolling needs (layers, ny, nx), got {shape}")
+        _, ny, nx = self.shape
+        self.crop = int(crop)
+        if not 1 <= self.crop <= min(ny, nx):
+            raise CaloforgeError(f"spiral crop {crop} does not fit a {ny} x {nx} layer")
+        self.keep = self.crop**2 if keep is None else int(keep)
+        if not 1 <= self.keep <= self.crop**2:
+            raise CaloforgeError(
+                f"a {self.crop} x {self.crop} crop has {self.crop**2} spiral positions, "
+                f"cannot keep {keep}"
+            )
+        self._gather = self._positions()
+        n_cells = int(np.prod(self.shape))
+        self._scatter = np.full(n_cells, len(self._gather))  # → the appended zero column
+        self._scatter[self._gather] = np.arange(len(self._gather))
+
+    def spiral(self) -> np.ndarray:
+        """(keep, 2) row and column of each kept position of a layer, in spiral order."""
+        _, ny, nx = self.shape
+        cy, cx = ny // 2, nx // 2
+        lo_y, lo_x = cy - self.crop // 2, cx - self.crop // 2
+        rows, cols = np.mgrid[lo_y : lo_y + self.crop, lo_x : lo_x + self.crop]
+        dy, dx = (rows - cy).ravel(), (cols - cx).ravel()
+        ring = np.maximum(np.abs(dy), np.abs(dx))
+        angle = np.mod(np.arctan2(-dy, dx), 2 * np.pi)  # rows grow downwards
+        order = np.lexsort((angle, ring))[: self.keep]
+        return np.column_stack([rows.ravel()[order], cols.ravel()[order]])
+
+    def _positions(self) -> np.ndarray:
+        layers, ny, nx = self.shape
+        spiral = self.spiral()
+        in_layer = spiral[:, 0] * nx + spiral[:, 1]
+        return (np.arange(layers)[:, None] * ny * nx + in_layer[None, :]).ravel()
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(layers, keep): the unrolled shower as an image."""
+        return self.shape[0], self.keep
+
+    def forward(self, x, energy=None):
+        if _ns(x) is np:
+            return x[:, self._gather]
+        import torch
+
+        return x[:, torch.as_tensor(self._gather, device=x.device)]
+
+    def inverse(self, y, energy=None):
+        if _ns(y) is np:
+            padded = np.concatenate([y, np.zeros((len(y), 1), y.dtype)], axis=1)
+            return padded[:, self._scatter]
+        import torch
+
+        padded = torch.cat([y, y.new_zeros(y.shape[0], 1)], dim=1)
+        return padded[:, torch.as_tensor(self._scatter, device=y.device)]
+
+    def params(self):
+        return {"shape": self.shape, "crop": self.crop, "keep": self.keep}
+
+
+class OneHot(Transform):
+    """A discrete condition (a PDG code) → one column per category, 1 where it matches.
+
+    (N, k) → (N, k − 1 + len(categories)): the other columns in order, then the indicators, so
+    that a network's embedding of the particle is one linear layer. Values match a category
+    within 0.5 (PDG codes are integers); a value matching none gets all zeros, which ``inverse``
+    maps to 0.
+
+    Example:
+        >>> OneHot(column=0, categories=[22, 111]).forward(np.array([[111.0, 5.0]]))
+        array([[5., 0., 1.]])
+    """
+
+    name = "one_hot"
+
+    def __init__(self, column: int, categories: list[float]):
+        self.column = int(column)
+        self.categories = [float(c) for c in categories]
+        if not self.categories:
+            raise CaloforgeError("one-hot encoding needs at least one category")
+
+    def forward(self, x, energy=None):
+        xp = _ns(x)
+        value = x[:, self.column : self.column + 1]
+        hot = (xp.abs(value - _const(self.categories, x)) < 0.5) * 1.0
+        hot = hot.astype(x.dtype) if xp is np else hot.to(x.dtype)
+        parts = [x[:, : self.column], x[:, self.column + 1 :], hot]
+        return np.concatenate(parts, 1) if xp is np else xp.cat(parts, 1)
+
+    def inverse(self, y, energy=None):
+        xp = _ns(y)
+        m = len(self.categories)
+        others, hot = y[:, :-m], y[:, -m:]
+        value = (hot * _const(self.categories, y)).sum(1)[:, None]
+        parts = [others[:, : self.column], value, others[:, self.column :]]
+        return np.concatenate(parts, 1) if xp is np else xp.cat(parts, 1)
+
+    def params(self):
+        return {"column": self.column, "categories": self.categories}
 
 
 class Chain(Transform):

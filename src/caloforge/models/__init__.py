@@ -44,6 +44,21 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
         "GAN3D",
         "CERN's 3DGAN: 3D convolutions, energy and angle heads, physics losses (seed 002)",
     ),
+    "lstm-lcd": (
+        "caloforge.models.lstm_lcd",
+        "SliceLSTM",
+        "NYU slice-by-slice LSTM on spiral-unrolled showers, L2 or per-pixel likelihood (seed 003)",
+    ),
+    "wgan-mlp-lcd": (
+        "caloforge.models.wgan_mlp_lcd",
+        "MLPWGAN",
+        "NYU dense WGAN with weight clipping on spiral-unrolled showers (seed 003)",
+    ),
+    "lagan-lcd": (
+        "caloforge.models.lagan_lcd",
+        "LAGAN",
+        "NYU location-aware GAN: locally-connected layers on a 5x5x25 crop (seed 003)",
+    ),
 }
 """Family name -> (module, class, one-line description)."""
 

@@ -210,6 +210,13 @@ class GenerativeModel(torch.nn.Module, ABC):
         x = self.generate_transformed(noise, c)
         return self.shower_transform.inverse(x, self.energy_of(conditions)).clamp_min(0)
 
+    def read_out(self, showers: torch.Tensor) -> torch.Tensor:
+        """The detector's read-out of generated showers: cells below its threshold are 0.
+
+        "below" rather than "at or above": a NaN stays a NaN, for generate to refuse.
+        """
+        return torch.where(showers < self.detector.threshold, 0.0, showers)
+
     def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Standard normal noise for n showers."""
         return torch.randn(n, self.latent_dim, generator=generator)

@@ -20,8 +20,10 @@ from caloforge.models.base import GenerativeModel, ModelConfig
 __all__ = [
     "AXIS_CONDITIONS",
     "FractionModel",
+    "LocallyConnected2d",
     "axis_centre",
     "centroids",
+    "cube_shape",
     "fit_axis",
     "gradient_penalty",
     "mlp",
@@ -73,6 +75,75 @@ def mlp(
         layers += [torch.nn.Linear(width, units), torch.nn.LeakyReLU(slope)]
         width = units
     return torch.nn.Sequential(*layers, torch.nn.Linear(width, outputs))
+
+
+class LocallyConnected2d(torch.nn.Module):
+    """A 2D convolution whose filter differs at every output position (Keras'
+    ``LocallyConnected2D``): what the location-aware GAN (arXiv:1701.05927) uses, since a
+    calorimeter image is not translation invariant.
+
+    The input's k × k patches are cut with strided slices (one per kernel offset), stacked to
+    (positions, batch, in · k · k), and multiplied with each position's own weights in one
+    batched matrix product. ``unfold`` would cut the same patches but exports to ONNX as
+    Im2Col, which ONNX Runtime lacks; slices and a batched product export anywhere. Weight:
+    (positions, in · k · k, out), ordered (kernel row, kernel column, input channel); bias: one
+    per output channel and position.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        input_size: tuple[int, int],
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        h, w = (size + 2 * padding for size in input_size)
+        self.output_size = ((h - kernel_size) // stride + 1, (w - kernel_size) // stride + 1)
+        if min(self.output_size) < 1:
+            raise CaloforgeError(f"a {kernel_size} x {kernel_size} kernel exceeds {input_size}")
+        positions = self.output_size[0] * self.output_size[1]
+        fan_in = in_channels * kernel_size**2
+        bound = 1 / fan_in**0.5  # PyTorch's default for Conv2d and Linear
+        self.weight = torch.nn.Parameter(
+            torch.empty(positions, fan_in, out_channels).uniform_(-bound, bound)
+        )
+        self.bias = torch.nn.Parameter(
+            torch.empty(out_channels, *self.output_size).uniform_(-bound, bound)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, (oh, ow) = self.kernel_size, self.stride, self.output_size
+        if self.padding:
+            x = torch.nn.functional.pad(x, (self.padding,) * 4)
+        patches = torch.stack(
+            [
+                x[:, :, i : i + s * (oh - 1) + 1 : s, j : j + s * (ow - 1) + 1 : s]
+                for i in range(k)
+                for j in range(k)
+            ],
+            dim=1,
+        )  # (N, k·k, C, oh, ow)
+        patches = patches.flatten(1, 2).flatten(2).permute(2, 0, 1)  # (oh·ow, N, k·k·C)
+        out = torch.bmm(patches, self.weight)  # (oh·ow, N, out)
+        return out.permute(1, 2, 0).reshape(-1, self.weight.shape[2], oh, ow) + self.bias
+
+
+def cube_shape(detector, family: str) -> tuple[int, int, int]:
+    """(layers, ny, nx) of a detector of equal cartesian layers, whose showers are 3D images;
+    a one-line error naming ``family`` for any other."""
+    from caloforge.detectors import CartesianBinning
+
+    layers = detector.readout_layers
+    if (
+        not all(isinstance(layer.readout, CartesianBinning) for layer in layers)
+        or len({layer.readout.shape for layer in layers}) != 1
+    ):
+        raise CaloforgeError(f"{family} needs a detector of equal cartesian layers (a 3D image)")
+    return (len(layers), *layers[0].readout.shape)
 
 
 def require_conditions(family: str, conditions: tuple[str, ...], needed: tuple[str, ...]) -> None:

@@ -234,8 +234,7 @@ class _ShowerFlow(GenerativeModel):
         showers = self.shower_transform.inverse(x, self.energy_of(conditions))
         if self.config.axis is not None:
             showers = shift_cells(showers, -shift, self._shape)
-        # "below" rather than "at or above": a NaN stays a NaN, for generate to refuse.
-        return torch.where(showers < self.detector.threshold, 0.0, showers)
+        return self.read_out(showers)
 
     def _update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int) -> float:
         """One optimiser step on ``loss`` at the cosine-decayed learning rate of ``step``."""

@@ -66,10 +66,9 @@ from pydantic import Field
 from torch import nn
 
 from caloforge.data.transforms import Chain, Identity, Power, Standardize, Transform
-from caloforge.detectors import CartesianBinning, detector_from_yaml
-from caloforge.errors import CaloforgeError
+from caloforge.detectors import detector_from_yaml
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import require_conditions, shard_rand, shard_randn
+from caloforge.models.common import cube_shape, require_conditions, shard_rand, shard_randn
 
 __all__ = ["GAN3D", "GAN3DConfig", "barycentres", "shift_cells"]
 
@@ -115,13 +114,7 @@ class GAN3D(GenerativeModel):
     def __init__(self, config: GAN3DConfig):
         super().__init__(config)
         require_conditions(self.family, config.conditions, CONDITIONS)
-        layers = self.detector.readout_layers
-        if (
-            not all(isinstance(layer.readout, CartesianBinning) for layer in layers)
-            or len({layer.readout.shape for layer in layers}) != 1
-        ):
-            raise CaloforgeError("gan-3d needs a detector of equal cartesian layers (a 3D image)")
-        self.shape = _image_shape(config)
+        self.shape = cube_shape(self.detector, self.family)
         self.generator = _Generator(
             config.latent, self.shape, config.generator_filters, config.mean_image
         )
@@ -190,8 +183,7 @@ class GAN3D(GenerativeModel):
         return float(-scaling.mean / scaling.std)
 
     def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        showers = super().decode(noise, conditions)
-        showers = torch.where(showers < self.detector.threshold, 0.0, showers)  # the read-out
+        showers = self.read_out(super().decode(noise, conditions))
         if not self.config.barycentre:
             return showers
         a_x, b_x, a_y, b_y = self.config.drift
@@ -310,8 +302,7 @@ class GAN3D(GenerativeModel):
 
 
 def _image_shape(config: GAN3DConfig) -> tuple[int, int, int]:
-    layers = detector_from_yaml(config.detector).readout_layers
-    return (len(layers), *layers[0].readout.shape)
+    return cube_shape(detector_from_yaml(config.detector), GAN3D.family)
 
 
 def barycentres(showers: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

@@ -1,0 +1,187 @@
+"""The NYU study's slice-by-slice LSTM on the spiral-unrolled LCD ECAL (seed 003), and a
+stochastic version that fixes its "mean experiment".
+
+P(X | M, P) = Π_t P(X_t | X_<t, M, P), one layer (slice) at a time along the depth. The input at
+step t is the previous slice (400 pixels; zeros at t = 0) with 10-wide embeddings of the
+particle, the energy and the slice index; an LSTM of 800 units with a learned initial state;
+dropout on its output; a dense head to the slice. Pixels are log-scaled: y = ln(1 + E / E_thr),
+E_thr the detector's threshold, so an empty pixel is 0 and every read-out one is at least ln 2.
+Training feeds the Geant4 slice in at every step (teacher forcing); generation feeds back its own.
+
+``output``:
+
+- ``l2`` (the seed's): the head predicts y, trained by mean squared error. The seed found that
+  this predicts the "mean experiment": single events look like the average and the spread per
+  layer is too narrow, since the L2 optimum is the conditional mean.
+- ``mixture`` (the default): the head gives, for every pixel, the probability that it is empty
+  and a mixture of ``components`` Gaussians in y for its value when it is not, trained by
+  likelihood. Generation draws from it, with noise given to ``decode`` (two standard normals
+  per pixel: one picks empty or a component through its normal CDF, one draws the value), so
+  the network stays deterministic and exportable. What a draw puts below the threshold is read
+  out as 0. Pixels of one slice are drawn independently given the past: their correlations come
+  only through the slices fed back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from caloforge.data.transforms import Log1p, Transform
+from caloforge.detectors import detector_from_yaml
+from caloforge.models.base import TrainBatch
+from caloforge.models.lcd import LCDConfig, LCDModel
+
+__all__ = ["LSTMConfig", "SliceLSTM"]
+
+MIN_SIGMA = 1e-3
+"""Floor of a mixture component's width in y (its log is bounded below)."""
+
+
+class LSTMConfig(LCDConfig):
+    family: Literal["lstm-lcd"] = "lstm-lcd"
+    hidden: int = Field(default=800, gt=0)
+    embedding: int = Field(default=10, gt=0, description="width of each condition's embedding")
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    output: Literal["mixture", "l2"] = "mixture"
+    components: int = Field(default=2, gt=0, description="Gaussians per pixel (mixture)")
+    lr: float = Field(default=1e-3, gt=0)
+
+
+class SliceLSTM(LCDModel):
+    """Autoregressive LSTM over the layers of the unrolled shower."""
+
+    family = "lstm-lcd"
+    config_class = LSTMConfig
+
+    def __init__(self, config: LSTMConfig):
+        super().__init__(config)
+        layers, keep = self.image_shape
+        width = config.embedding
+        self.particle = nn.Linear(len(config.particles), width)
+        self.energy = nn.Linear(len(config.conditions) - 1, width)
+        self.slice = nn.Embedding(layers, width)
+        self.lstm = nn.LSTM(keep + 3 * width, config.hidden, batch_first=True)
+        self.h0 = nn.Parameter(torch.zeros(1, 1, config.hidden))
+        self.c0 = nn.Parameter(torch.zeros(1, 1, config.hidden))
+        self.dropout = nn.Dropout(config.dropout)
+        per_pixel = 1 if config.output == "l2" else 1 + 3 * config.components
+        self.head = nn.Linear(config.hidden, keep * per_pixel)
+
+    @classmethod
+    def pixel_transform(cls, config: LCDConfig) -> Transform:
+        return Log1p(detector_from_yaml(config.detector).threshold or 1e-3)
+
+    @property
+    def latent_dim(self) -> int:
+        return 0 if self.config.output == "l2" else 2 * self.n_pixels
+
+    def _inputs(self, previous: torch.Tensor, conditions: torch.Tensor, t0: int) -> torch.Tensor:
+        """(N, T, keep + 3 · width) LSTM inputs for slices t0 .. t0 + T − 1."""
+        # Broadcast against the events' zeros rather than expanded to a batch size, which an
+        # exporter would record as a constant.
+        none = torch.zeros_like(previous[..., :1])  # (N, T, 1)
+        continuous, particle = self.split(conditions)
+        fixed = torch.cat([self.particle(particle), self.energy(continuous)], dim=1)
+        index = self.slice(torch.arange(t0, t0 + previous.shape[1]))
+        return torch.cat([previous, fixed[:, None] + none, index + none], dim=2)
+
+    def _heads(self, out: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs (N, T, hidden) → per-pixel parameters (N, T, keep, per pixel)."""
+        params = self.head(self.dropout(out))
+        return params.reshape(*out.shape[:2], self.image_shape[1], -1)
+
+    def _initial(self, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        none = torch.zeros_like(conditions[None, :, :1])  # (1, N, 1)
+        return self.h0 + none, self.c0 + none
+
+    def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
+        layers, keep = self.image_shape
+        if self.config.output == "mixture":
+            noise = noise.reshape(-1, layers, keep, 2)
+        state = self._initial(conditions)
+        previous = torch.zeros_like(conditions[:, None, :1]).expand(-1, -1, keep)
+        slices = []
+        for t in range(layers):
+            out, state = self.lstm(self._inputs(previous, conditions, t), state)
+            params = self._heads(out)[:, 0]
+            if self.config.output == "l2":
+                y = params[..., 0]
+            else:
+                y = _draw(params, noise[:, t, :, 0], noise[:, t, :, 1])
+            previous = y[:, None]
+            slices.append(y)
+        return torch.stack(slices, dim=1).flatten(1)
+
+    def loss(self, batch: TrainBatch) -> torch.Tensor:
+        """Mean per-pixel loss of a batch: squared error (l2) or negative log-likelihood."""
+        n = len(batch)
+        layers, keep = self.image_shape
+        x = batch.showers.reshape(n, layers, keep)
+        previous = torch.cat([x.new_zeros(n, 1, keep), x[:, :-1]], dim=1)
+        c = batch.conditions
+        out, _ = self.lstm(self._inputs(previous, c, 0), self._initial(c))
+        params = self._heads(out)
+        if self.config.output == "l2":
+            return ((params[..., 0] - x) ** 2).mean()
+        return -_log_likelihood(params, x).mean()
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": torch.optim.Adam(self.parameters(), self.config.lr)}
+
+    def train_step(
+        self,
+        batches: Sequence[TrainBatch],
+        optimizers: dict[str, torch.optim.Optimizer],
+        generator: torch.Generator,
+        step: int,
+    ) -> dict[str, float]:
+        self.train()
+        loss = self.loss(batches[0])
+        optimizers["model"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["model"].step()
+        return {"l2" if self.config.output == "l2" else "nll": loss.item()}
+
+
+def _mixture(params: torch.Tensor):
+    """Per-pixel parameters → (logit of empty, log-weights, means, widths)."""
+    k = (params.shape[-1] - 1) // 3
+    empty = params[..., 0]
+    log_w = torch.log_softmax(params[..., 1 : 1 + k], dim=-1)
+    mean = params[..., 1 + k : 1 + 2 * k]
+    sigma = nn.functional.softplus(params[..., 1 + 2 * k :]) + MIN_SIGMA
+    return empty, log_w, mean, sigma
+
+
+def _log_likelihood(params: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pixel log-likelihood of y (0: empty) under the zero class and the mixture."""
+    empty, log_w, mean, sigma = _mixture(params)
+    z = (y[..., None] - mean) / sigma
+    log_normal = -0.5 * z**2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
+    filled = nn.functional.logsigmoid(-empty) + torch.logsumexp(log_w + log_normal, dim=-1)
+    return torch.where(y > 0, filled, nn.functional.logsigmoid(empty))
+
+
+def _draw(params: torch.Tensor, pick: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Pixels drawn from their distributions, given two standard normals per pixel.
+
+    Φ(pick) is a uniform u: below P(empty) the pixel is empty; above, (u − P(empty)) /
+    (1 − P(empty)) picks the component by its cumulative weight; the value is mean + σ · value.
+    Comparisons and sums only, so it exports as it runs.
+    """
+    empty, log_w, mean, sigma = _mixture(params)
+    u = 0.5 * (1 + torch.erf(pick / math.sqrt(2)))
+    p_empty = torch.sigmoid(empty)
+    v = ((u - p_empty) / (1 - p_empty).clamp_min(1e-12))[..., None]
+    upper = torch.cumsum(log_w.exp(), dim=-1)
+    upper = torch.cat([upper[..., :-1], torch.full_like(upper[..., -1:], 2.0)], dim=-1)
+    lower = torch.cat([torch.zeros_like(upper[..., :1]), upper[..., :-1]], dim=-1)
+    chosen = ((v >= lower) & (v < upper)).to(params.dtype)
+    y = (chosen * (mean + sigma * value[..., None])).sum(-1)
+    return torch.where(u < p_empty, torch.zeros_like(y), y.clamp_min(0))

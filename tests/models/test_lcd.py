@@ -1,0 +1,166 @@
+"""The NYU families on the LCD ECAL: the seed's architectures, the locally-connected layer, the
+stochastic LSTM's likelihood and draws, on tiny networks and lcd-ecal stand-in data."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from caloforge.data.showerfile import ShowerFile
+from caloforge.detectors import load_detector
+from caloforge.errors import CaloforgeError
+from caloforge.models import get_family, load_model
+from caloforge.models.common import LocallyConnected2d
+from caloforge.models.lstm_lcd import _draw, _log_likelihood
+from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import write_lcd_like
+
+TINY = {
+    "lstm-lcd": {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20},
+    "wgan-mlp-lcd": {"latent": 8, "crop": 6, "keep": 20, "critic_filters": 2, "n_critic": 2},
+    "lagan-lcd": {"latent": 8, "channels": [4, 4, 2], "critic_channels": [2, 2, 2], "n_critic": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def lcd_file(tmp_path_factory):
+    return write_lcd_like(tmp_path_factory.mktemp("lcd") / "lcd.h5", 100, seed=1)
+
+
+def config(family, **options):
+    cls = get_family(family).config_class
+    return cls(
+        detector=load_detector("lcd-ecal").to_yaml(), conditions=("particle", "energy"), **options
+    )
+
+
+def fitted(family, path, **options):
+    data = ShowerFile(path).read()
+    cls = get_family(family)
+    cfg = config(family, **(TINY[family] | options))
+    model = cls.create(cfg, data.showers, data.incident_energies[:, 0], data.conditions)
+    return model.eval(), data
+
+
+def n_params(*modules):
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def test_seed_architectures_have_the_seeds_sizes():
+    mlp = get_family("wgan-mlp-lcd")(config("wgan-mlp-lcd"))
+    # Seed 003: 2 010 800 generator parameters (the 200 -> 400 x 25 layer and two 200-wide
+    # embeddings), 2 560 865 critic parameters; the one-hot particle adds a bias and an input.
+    assert n_params(mlp.generator) == 200 * 10_000 + 10_000
+    assert n_params(mlp.generator, mlp.merge) == 2_010_800 + 200
+    assert n_params(mlp.critic) == 2_560_865 + 8
+    lagan = get_family("lagan-lcd")(config("lagan-lcd"))
+    assert lagan.image_shape == (25, 25)
+    assert abs(n_params(lagan.generator, lagan.merge) / 858_429 - 1) < 0.1
+    assert abs(n_params(lagan.critic) / 855_067 - 1) < 0.1
+    lstm = get_family("lstm-lcd")(config("lstm-lcd"))
+    assert lstm.lstm.input_size == 430 and lstm.lstm.hidden_size == 800  # 400 + 3 x 10
+    assert lstm.config.output == "mixture"
+    with pytest.raises(CaloforgeError, match="conditioned on particle, energy"):
+        get_family("lstm-lcd")(config("lstm-lcd").model_copy(update={"conditions": ("energy",)}))
+
+
+@pytest.mark.parametrize(("stride", "padding"), [(1, 0), (2, 0), (1, 2), (2, 1)])
+def test_locally_connected_layer_matches_a_direct_loop(stride, padding):
+    torch.manual_seed(0)
+    layer = LocallyConnected2d(3, 2, (7, 6), 3, stride=stride, padding=padding)
+    x = torch.randn(4, 3, 7, 6)
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    oh, ow = layer.output_size
+    expected = torch.zeros(4, 2, oh, ow)
+    for i in range(oh):
+        for j in range(ow):
+            weight = layer.weight[i * ow + j]  # (kernel row, kernel column, channel) x out
+            for ki in range(3):
+                for kj in range(3):
+                    for c in range(3):
+                        pixel = padded[:, c, i * stride + ki, j * stride + kj]
+                        expected[:, :, i, j] += pixel[:, None] * weight[(ki * 3 + kj) * 3 + c]
+    expected += layer.bias
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+    # a filter per position: moving the input moves nothing along with it
+    conv_like = layer(torch.roll(x, 1, dims=3))[..., 1:]
+    assert not torch.allclose(conv_like, layer(x)[..., :-1], atol=1e-3)
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_decode_is_deterministic_and_fills_only_the_kept_cells(family, lcd_file):
+    model, data = fitted(family, lcd_file)
+    assert model.config.particles == (22, 111)
+    c = torch.as_tensor(data.conditions[:5], dtype=torch.float32)
+    noise = model.noise(5, torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        a, b = model.decode(noise, c), model.decode(noise, c)
+    assert a.shape == (5, 15_625) and torch.equal(a, b)
+    assert ((a == 0) | (a >= model.detector.threshold)).all()
+    kept = np.zeros(15_625, bool)
+    kept[model.shower_transform.steps[0]._gather] = True
+    assert (a[:, ~kept] == 0).all()
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_train_step_moves_the_networks(family, lcd_file):
+    model, data = fitted(family, lcd_file)
+    batch = model.to_training(
+        data.showers[:16], data.incident_energies[:16, 0], data.conditions[:16]
+    )
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    logs = model.train_step(
+        [batch] * model.batches_per_step, model.optimizers(), torch.Generator().manual_seed(0), 0
+    )
+    changed = {
+        k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(before[k], v)
+    }
+    assert all(math.isfinite(v) for v in logs.values())
+    if family == "lstm-lcd":
+        assert {"lstm", "head", "particle", "energy", "h0"} <= changed
+    else:
+        assert {"generator", "critic", "merge"} <= changed
+        clip = model.config.clip
+        assert all(p.abs().max() <= clip for p in model.critic.parameters())
+
+
+def test_lstm_l2_is_the_seeds_deterministic_version(lcd_file):
+    model, data = fitted("lstm-lcd", lcd_file, output="l2")
+    assert model.latent_dim == 0 and model.head.out_features == 20
+    c = torch.as_tensor(data.conditions[:1].repeat(3, axis=0), dtype=torch.float32)
+    with torch.inference_mode():
+        showers = model.decode(model.noise(3, torch.Generator()), c)
+    assert torch.equal(showers[0], showers[1])  # the same conditions, the same "mean" event
+
+
+def test_mixture_likelihood_is_normalised_and_draws_follow_it():
+    # one pixel: P(empty) = 0.3, then 0.25 N(3, 0.5) + 0.75 N(6, 1)
+    params = torch.tensor([math.log(0.3 / 0.7), math.log(0.25), math.log(0.75), 3.0, 6.0, 0, 0])
+    softplus_inv = lambda s: math.log(math.expm1(s - 1e-3))  # noqa: E731
+    params[5], params[6] = softplus_inv(0.5), softplus_inv(1.0)
+    y = torch.linspace(1e-4, 14, 20_001)
+    density = _log_likelihood(params.expand(len(y), -1), y).exp()
+    mass = torch.trapezoid(density, y) + _log_likelihood(params[None], torch.zeros(1)).exp()
+    assert abs(mass.item() - 1) < 1e-3
+    g = torch.Generator().manual_seed(0)
+    n = 200_000
+    draws = _draw(params.expand(n, -1), torch.randn(n, generator=g), torch.randn(n, generator=g))
+    filled = draws[draws > 0]
+    assert abs((draws == 0).double().mean().item() - 0.3) < 0.005
+    assert abs(filled.mean().item() - (0.25 * 3 + 0.75 * 6)) < 0.02
+
+    def cdf(z):
+        return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+    below = 0.25 * cdf((4.5 - 3) / 0.5) + 0.75 * cdf((4.5 - 6) / 1.0)
+    assert abs(((filled < 4.5).double().mean()).item() - below) < 0.005
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_train_generate_reload(family, lcd_file, tmp_path):
+    settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
+    train(family, lcd_file, tmp_path / "m", settings=settings, model_options=TINY[family])
+    model = load_model(tmp_path / "m")
+    showers = model.sample(ShowerFile(lcd_file).read(0, 4).conditions, torch.Generator())
+    assert showers.shape == (4, 15_625) and np.isfinite(showers).all()
