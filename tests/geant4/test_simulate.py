@@ -12,7 +12,7 @@ from caloforge.data.showerfile import ShowerFile, ShowerWriter, partial_path
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.geant4.run import merge, parse_shard, shard_range, simulate
-from caloforge.sources import load_source, source_from_yaml, with_energy
+from caloforge.sources import load_source, source_from_yaml, source_to_yaml, with_energy
 
 LHCB_1GEV = with_energy(load_source("lhcb"), 1000.0)
 
@@ -78,6 +78,31 @@ def test_pencil_beam_lights_the_cell_it_enters(tmp_path, detector, x, y, cell):
     simulate(det, pencil(x, y), 2, path, seed=1)
     first_layer = ShowerFile(path).read().showers[:, : det.layer_offsets[1]].sum(axis=0)
     assert int(first_layer.argmax()) == cell
+
+
+def test_a_pi0_made_upstream_lands_as_two_photons_apart(tmp_path):
+    # 10 GeV: the photons open by at least 2 m/E = 27 mrad, so over the nyu source's 1.5 m of
+    # flight they reach the face 4 cm or more apart, where a π⁰ made at the face gives one blob.
+    det = load_detector("lcd-ecal")
+    source = with_energy(load_source("nyu"), 10_000.0).model_copy(update={"particles": ("pi0",)})
+    assert source.flight == 1500.0 and "flight: 1500.0" in source_to_yaml(source)
+    spreads = []
+    for flight in (1500.0, 0.0):
+        path = tmp_path / f"pi0-{flight}.h5"
+        simulate(det, source.model_copy(update={"flight": flight}), 2, path, seed=3)
+        data = ShowerFile(path).read()
+        assert ShowerFile(path).attrs["source"] == source_to_yaml(
+            source.model_copy(update={"flight": flight})
+        )
+        x = (np.arange(25) - 12) * 5.1
+        early = data.showers.reshape(2, 25, 25, 25)[:, :8].sum(axis=1)  # first 8 layers
+        variance = 0.0
+        for projection in (early.sum(axis=1), early.sum(axis=2)):  # along x, along y
+            mean = projection @ x / projection.sum(axis=1)
+            variance = variance + projection @ x**2 / projection.sum(axis=1) - mean**2
+        spreads.append(np.sqrt(variance))
+    assert spreads[0].min() > 2 * spreads[1].max()  # measured: 21 mm against 6-7 mm
+    assert "flight:" not in source_to_yaml(source.model_copy(update={"flight": 0.0}))
 
 
 def test_same_seed_same_showers_whatever_the_workers(tmp_path, lhcb_run):

@@ -6,7 +6,7 @@ per process, and importing geant4_pybind must follow ``caloforge.geant4.datasets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -16,7 +16,11 @@ from caloforge.geant4.fast import FACE_TOLERANCE_MM, FastShowers, FastSpec
 from caloforge.geant4.geometry import GUN_OFFSET_MM, make_detector_construction
 from caloforge.sources import Primaries
 
-__all__ = ["Geant4App"]
+__all__ = ["FaceHandler", "Geant4App"]
+
+FaceHandler = Callable[[int, int, float, tuple, tuple], bool]
+"""Called for each particle crossing the calorimeter's face with (event, PDG code, kinetic
+energy in MeV, position in mm, direction); returns whether to kill its track there."""
 
 
 class Geant4App:
@@ -29,20 +33,28 @@ class Geant4App:
         physics: str,
         cut_mm: float,
         fast: FastSpec | None = None,
+        face: FaceHandler | None = None,
+        flight_mm: float = 0.0,
     ):
+        """``fast``: a hybrid run, the model taking the particles it covers at the face.
+        ``face``: a handler of the particles crossing the face (not with ``fast``).
+        ``flight_mm``: primaries start this much further upstream (a source's ``flight``)."""
         from caloforge.geant4 import physics as em
 
         g4 = self.g4 = import_geant4(data)
         self.detector = detector
         self.run_manager = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.Serial)
         self.fast = FastShowers(fast) if fast is not None else None
-        trigger = None if self.fast is None else _make_trigger(g4, self, self.fast)
-        self.construction, self.scoring = make_detector_construction(g4, detector, trigger)
+        handler = self.fast.offer if self.fast is not None else face
+        trigger = None if handler is None else _make_trigger(g4, self, handler)
+        self.construction, self.scoring = make_detector_construction(
+            g4, detector, trigger, flight_mm
+        )
         self.run_manager.SetUserInitialization(self.construction)
         self.physics_list = em.make_physics_list(g4, physics)
         self.run_manager.SetUserInitialization(self.physics_list)
         # Geant4 wants the physics list in place before any user action is made.
-        self._gun = _make_gun_action(g4, GUN_OFFSET_MM + detector.upstream_thickness)
+        self._gun = _make_gun_action(g4, GUN_OFFSET_MM + detector.upstream_thickness + flight_mm)
         self._events = _make_event_action(g4, self)
         self.run_manager.SetUserAction(self._gun)
         self.run_manager.SetUserAction(self._events)
@@ -135,9 +147,9 @@ def _make_event_action(g4, app: Geant4App):
     return Events()
 
 
-def _make_trigger(g4, app: Geant4App, fast: FastShowers):
-    """The hybrid's trigger, called for the steps in front of the calorimeter: offers each
-    particle crossing the front face to the model, and kills the track the model takes."""
+def _make_trigger(g4, app: Geant4App, handler: FaceHandler):
+    """The trigger called for the steps in front of the calorimeter: hands each particle
+    crossing the front face to ``handler`` (a hybrid's model), and kills the track it takes."""
     boundary = g4.G4StepStatus.fGeomBoundary
     kill = g4.G4TrackStatus.fStopAndKill
 
@@ -151,7 +163,7 @@ def _make_trigger(g4, app: Geant4App, fast: FastShowers):
             return
         track = step.GetTrack()
         d = post.GetMomentumDirection()
-        taken = fast.offer(
+        taken = handler(
             app._gun.event,
             track.GetDefinition().GetPDGEncoding(),
             post.GetKineticEnergy(),

@@ -39,8 +39,11 @@ class Scoring:
     active_unread: str = "active_unread/edep"
 
 
-def make_detector_construction(g4, detector: Detector, trigger=None):
+def make_detector_construction(g4, detector: Detector, trigger=None, flight_mm: float = 0.0):
     """A ``G4VUserDetectorConstruction`` for ``detector`` and the Scoring it will fill.
+
+    The world reaches ``flight_mm`` further upstream (and as far sideways), for primaries made
+    that far in front of the face (a source's ``flight``).
 
     ``trigger``, if given, is called with every step that starts in the world or in the upstream
     material (a sensitive detector on those volumes only): Python then runs for the steps in
@@ -70,9 +73,9 @@ def make_detector_construction(g4, detector: Detector, trigger=None):
             front = detector.upstream_thickness
             world_solid = g4.G4Box(
                 "World",
-                0.6 * sx * g4.mm,
-                0.6 * sy * g4.mm,
-                (depth + front + 10 * GUN_OFFSET_MM) * g4.mm,
+                (0.6 * sx + flight_mm) * g4.mm,
+                (0.6 * sy + flight_mm) * g4.mm,
+                (depth + front + 10 * GUN_OFFSET_MM + flight_mm) * g4.mm,
             )
             world_lv = self._hold(world_solid, g4.G4LogicalVolume(world_solid, world_mat, "World"))
             self._outside_lvs.append(world_lv)

@@ -314,6 +314,7 @@ def _worker_init(spec: _RunSpec) -> None:
 
 def _worker_run(start: int, stop: int) -> ShowerBatch:
     global _APP
+    source = source_from_yaml(_SPEC.source_yaml)
     if _APP is None:
         from caloforge.geant4.app import Geant4App
 
@@ -323,8 +324,8 @@ def _worker_run(start: int, stop: int) -> ShowerBatch:
             physics=_SPEC.physics,
             cut_mm=_SPEC.cut_mm,
             fast=_SPEC.fast,
+            flight_mm=source.flight,
         )
-    source = source_from_yaml(_SPEC.source_yaml)
     primaries = sample_primaries(source, start, stop, _SPEC.seed)
     seeds = [event_seeds(_SPEC.seed, i) for i in range(start, stop)]
     showers, extras = _APP.run(primaries, seeds, start, _SPEC.seed)

@@ -54,7 +54,8 @@ def source_from_yaml(text: str, origin: str = "source YAML") -> Source:
 
 def source_to_yaml(source: Source) -> str:
     """The YAML text of a source, as written into shower files."""
-    return yaml.safe_dump(source.model_dump(mode="json"), sort_keys=False)
+    exclude = None if source.flight else {"flight"}  # files of sources without it unchanged
+    return yaml.safe_dump(source.model_dump(mode="json", exclude=exclude), sort_keys=False)
 
 
 def load_source(name_or_path: str | Path) -> Source:

@@ -183,6 +183,13 @@ class Source(_Model):
     energy: Energy
     position: Position = PointPosition()
     direction: Direction = NormalIncidence()
+    flight: float = Field(
+        default=0.0,
+        ge=0,
+        description="mm along z from where the primary is made to the face, in vacuum: a π⁰ "
+        "decays on the way and its photons spread apart as they would coming from an "
+        "interaction point; 0 starts it just in front of the face",
+    )
     conditions: tuple[str, ...] = Field(min_length=1)
 
     @field_validator("particles")
