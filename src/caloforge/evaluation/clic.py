@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from caloforge.detectors import CartesianBinning, Detector
-from caloforge.evaluation.observables import correlation_matrix
+from caloforge.detectors import Detector
+from caloforge.evaluation.observables import correlation_matrix, transverse_image
 
 __all__ = ["CONDITIONS", "applies", "image_profiles", "shower_features", "validation"]
 
@@ -48,12 +48,7 @@ WEIGHT_FLOOR = 0.01
 
 def applies(detector: Detector, names: tuple[str, ...]) -> bool:
     """Whether the detector is a 3D image (equal cartesian layers) and the data has E and θ."""
-    layers = detector.readout_layers
-    return (
-        all(name in names for name in CONDITIONS)
-        and all(isinstance(layer.readout, CartesianBinning) for layer in layers)
-        and len({layer.readout for layer in layers}) == 1
-    )
+    return all(name in names for name in CONDITIONS) and transverse_image(detector) is not None
 
 
 def image_profiles(showers: np.ndarray, detector: Detector) -> dict[str, np.ndarray]:

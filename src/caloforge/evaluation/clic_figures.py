@@ -11,14 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from caloforge.evaluation.report import (
-    GENERATED_COLOUR,
-    REFERENCE_COLOUR,
-    _figure,
-    _figure_legend,
-    _Labels,
-    _save,
-)
+from caloforge.evaluation.report import _figure, _figure_legend, _Labels, _save, _steps
 
 __all__ = ["correlation_figure", "profiles_figure", "spectrum_figure"]
 
@@ -27,14 +20,6 @@ _PROFILE_AXES = (
     ("x", "cell column x (tilt plane)", "mean energy per column [MeV]"),
     ("y", "cell row y", "mean energy per row [MeV]"),
 )
-
-
-def _steps(ax, edges, ref, gen) -> None:
-    edges, ref, gen = np.asarray(edges), np.asarray(ref), np.asarray(gen)
-    ax.stairs(ref, edges, fill=True, color=REFERENCE_COLOUR, alpha=0.35)
-    ax.stairs(ref, edges, color=REFERENCE_COLOUR)
-    centres = (edges[1:] + edges[:-1]) / 2
-    ax.plot(centres, gen, "o", color=GENERATED_COLOUR, markersize=2.5)
 
 
 def spectrum_figure(clic: dict[str, Any], labels: _Labels, path: Path) -> str | None:

@@ -30,7 +30,7 @@ import numpy as np
 from caloforge.data.showerfile import CALIBRATED, CaloforgeWarning, EnergyUnit, ShowerFile
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
-from caloforge.evaluation import clic, distances
+from caloforge.evaluation import clic, distances, nyu
 from caloforge.evaluation.conditions import (
     MAX_ENERGY_POINTS,
     compare_conditions,
@@ -414,6 +414,9 @@ def compare(
     if clic.applies(detector, names):
         say("3DGAN validation")
         seed_validation["clic"] = _clic_validation(ref, gen, detector, names, threshold)
+    if nyu.applies(detector, names):
+        say("NYU validation")
+        seed_validation["nyu"] = _nyu_validation(ref, gen, detector, names, threshold, seed)
     metrics = {
         "n_generated": len(gen),
         "n_reference": len(ref),
@@ -563,6 +566,18 @@ def _clic_validation(ref, gen, detector, names, threshold) -> dict[str, Any]:
         cell_energies(gen.showers),
         detector,
         threshold,
+    )
+
+
+def _nyu_validation(ref, gen, detector, names, threshold, seed) -> dict[str, Any]:
+    particle = names.index("particle")
+    return nyu.validation(
+        *(in_chunks(lambda s, e, c: nyu.slice_observables(s, detector), x) for x in (ref, gen)),
+        *((x.conditions[:, particle], x.energy) for x in (ref, gen)),
+        ref.showers,
+        gen.showers,
+        threshold,
+        seed,
     )
 
 

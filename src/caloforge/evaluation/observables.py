@@ -34,6 +34,7 @@ __all__ = [
     "layer_moments",
     "lhcb_cluster_features",
     "sparsity",
+    "transverse_image",
 ]
 
 LHCB_CONDITIONS = ("px", "py", "pz", "x", "y")
@@ -98,7 +99,7 @@ def cell_energies(showers: np.ndarray) -> np.ndarray:
     return values[values > 0]
 
 
-def _transverse_image(detector: Detector) -> CartesianBinning | None:
+def transverse_image(detector: Detector) -> CartesianBinning | None:
     """The common cartesian binning of every layer, if there is one."""
     binnings = {layer.readout for layer in detector.readout_layers}
     if len(binnings) == 1 and isinstance(next(iter(binnings)), CartesianBinning):
@@ -127,7 +128,7 @@ def lhcb_cluster_features(
         detector: a detector whose layers share one cartesian binning (summed over depth).
         conditions: (N, 5) px, py, pz (MeV), x, y (mm).
     """
-    binning = _transverse_image(detector)
+    binning = transverse_image(detector)
     if binning is None or detector.mixture is None:
         raise ValueError("LHCb observables need layers sharing one cartesian binning")
     n_layers = len(detector.readout_layers)
@@ -210,7 +211,7 @@ def high_level_features(
     if (
         conditions is not None
         and all(name in condition_names for name in LHCB_CONDITIONS)
-        and _transverse_image(detector) is not None
+        and transverse_image(detector) is not None
         and detector.mixture is not None
     ):
         columns = [condition_names.index(name) for name in LHCB_CONDITIONS]

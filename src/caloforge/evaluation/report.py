@@ -14,7 +14,9 @@ scripts, no network resources, inline CSS, images by relative path. In order, it
   ATLAS), the correlation matrices of the metric features and their difference (3DGAN);
 - the per-bin table, the condition KS p-values and the provenance of both files;
 - on 3D-image detectors conditioned on E and θ, the 3DGAN seed's validation
-  (``caloforge.evaluation.clic``, figures in ``clic_figures``, page in ``templates/clic.html``).
+  (``caloforge.evaluation.clic``, figures in ``clic_figures``, page in ``templates/clic.html``);
+- on 3D-image detectors with photons and π⁰, the NYU seed's validation and the γ/π⁰
+  separability (``caloforge.evaluation.nyu``, ``nyu_figures``, ``templates/nyu.html``).
 
 The same colours mean the same sample everywhere: reference blue and filled, generated red
 points. The same Evaluation gives byte-identical files: PNGs carry no software or date stamp.
@@ -220,6 +222,8 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
         sections.append(_bins_section(evaluation, labels, out_dir))
         if "clic" in metrics:
             sections.append(_clic_section(metrics["clic"], labels, out_dir))
+        if "nyu" in metrics:
+            sections.append(_nyu_section(evaluation, labels, out_dir))
     if "by" in metrics:
         sections.append(_breakdown_section(metrics["by"]))
     sections.append(_provenance_section(metrics))
@@ -282,6 +286,63 @@ def _clic_section(clic: dict[str, Any], labels: _Labels, out_dir: Path) -> str:
         "caption": "Reference minus generated correlation of the seed's shower features.",
     })  # fmt: skip
     return _TEMPLATES.get_template("clic.html").render(rows=rows, figures=figures)
+
+
+_NYU_SLICE_KEYS = ("profile", "spread", "fluctuation")
+
+
+def _nyu_section(evaluation: Evaluation, labels: _Labels, out_dir: Path) -> str:
+    from caloforge.evaluation import nyu_figures
+
+    nyu = evaluation.metrics["nyu"]
+
+    def percent(value: Any) -> str:
+        return f"{value:.0%}" if _finite(value) else "–"
+
+    rows, figures = [], []
+    for code, p in nyu["particles"].items():
+        r = p["response"]
+        rows.append((
+            p["name"], f"{p['n_ref']} / {p['n_gen']}",
+            f"{_sig(r['mean_ref'])} / {_sig(r['mean_gen'])}",
+            f"{_sig(r['resolution_ref'])} / {_sig(r['resolution_gen'])}",
+            *(percent(p[k]["max_relative_difference"]) for k in _NYU_SLICE_KEYS),
+            percent(p["pixels"].get("max_relative_difference")),
+        ))  # fmt: skip
+        figures.append({
+            "name": nyu_figures.particle_figure(p, labels, out_dir / f"nyu_{code}.png"),
+            "alt": f"NYU validation, {p['name']}",
+            "caption": f"{p['name']}: mean energy, spread and fluctuation per slice; pixel "
+            "intensities; E_out/E_in; E_out against E_in (reference filled, generated points).",
+        })  # fmt: skip
+    codes = [int(code) for code in nyu["particles"]]
+    unrolled = nyu_figures.unrolled_figure(evaluation, codes, labels, out_dir / "nyu_unrolled.png")
+    figures.append({
+        "name": unrolled,
+        "alt": "unrolled showers",
+        "caption": "Showers unrolled as in the seed: each slice's 20 × 20 centre read along a "
+        "spiral from the centre out (400 positions, left to right) against the slice (top to "
+        "bottom); the mean over events and one event of each sample.",
+    })  # fmt: skip
+    separability = None
+    if "bins" in nyu.get("separability", {}):
+        sep = nyu["separability"]
+        table = []
+        for row in [sep["overall"], *sep["bins"]]:
+            lo, hi = (e / 1e3 for e in row["energy_mev"])
+            table.append((
+                "all" if row is sep["overall"] else f"{lo:.0f}–{hi:.0f}",
+                f"{row['n_ref']} / {row['n_gen']}", _sig(row["auc_ref"]), _sig(row["auc_gen"]),
+            ))  # fmt: skip
+        note = (
+            f"A gradient-boosted classifier trained on {sep['n_train']} reference showers to tell "
+            "γ from π⁰, scored on the other reference half and on the generated showers: a "
+            "faithful model keeps Geant4's AUC."
+        )
+        separability = {"rows": table, "note": note}
+    return _TEMPLATES.get_template("nyu.html").render(
+        rows=rows, figures=figures, separability=separability
+    )
 
 
 def breakdown_rows(by: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -510,6 +571,15 @@ def _save(fig: Figure, path: Path) -> str:
     """Save a PNG without software or time stamps, so that the same plot gives the same bytes."""
     fig.savefig(path, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
     return path.name
+
+
+def _steps(ax, edges, ref, gen) -> None:
+    """A reference histogram filled, the generated one as points at the bin centres."""
+    edges, ref, gen = np.asarray(edges), np.asarray(ref), np.asarray(gen)
+    ax.stairs(ref, edges, fill=True, color=REFERENCE_COLOUR, alpha=0.35)
+    ax.stairs(ref, edges, color=REFERENCE_COLOUR)
+    centres = (edges[1:] + edges[:-1]) / 2
+    ax.plot(centres, gen, "o", color=GENERATED_COLOUR, markersize=2.5)
 
 
 def _legend_handles(labels: _Labels) -> list[Any]:
@@ -1694,6 +1764,7 @@ def _page(metrics: dict[str, Any], labels: _Labels, sections: list[str]) -> str:
             ("correlations", "Correlations"),
             ("bins", "Bins and conditions"),
             *([("clic", "3DGAN validation")] if "clic" in metrics else []),
+            *([("nyu", "NYU validation")] if "nyu" in metrics else []),
             *([("breakdown", f"Per {metrics['by']['condition']}")] if "by" in metrics else []),
             ("provenance", "Provenance"),
         )
