@@ -57,9 +57,11 @@ def batch_generator(seed: int, batch: int) -> torch.Generator:
     return seeded_generator(seed, 0x6E4E, batch)
 
 
-def _conditions_from_file(
-    path: Path, model, batch_size: int, start: int
-) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]], dict]:
+Batches = Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]]
+"""(energies, conditions) of the events from a first one on, a batch at a time."""
+
+
+def _conditions_from_file(path: Path, model, batch_size: int) -> tuple[int, Batches, dict]:
     ref = ShowerFile(path)
     detector = ref.detector
     if detector is not None and detector != model.detector:
@@ -71,19 +73,20 @@ def _conditions_from_file(
             f"model needs conditions {', '.join(model.config.conditions)}; {path} has "
             f"{', '.join(ref.condition_names)}"
         )
+    model.check_conditions(ref.read_conditions())
 
-    def batches():
+    def batches(start: int):
         for first in range(start, len(ref), batch_size):
             data = ref.read(first, first + batch_size, check=False)
             yield data.incident_energies[:, 0], data.conditions
 
     source = ref.attrs.get("source")
-    return len(ref), batches(), {"source": source, "conditions_from": str(path)}
+    return len(ref), batches, {"source": source, "conditions_from": str(path)}
 
 
 def _conditions_from_source(
-    source, n: int, model, batch_size: int, start: int, seed: int
-) -> tuple[int, Iterator[tuple[np.ndarray, np.ndarray]], dict]:
+    source, n: int, model, batch_size: int, seed: int
+) -> tuple[int, Batches, dict]:
     from caloforge.sources import sample_primaries, source_to_yaml
 
     if source.conditions != model.config.conditions:
@@ -91,13 +94,15 @@ def _conditions_from_source(
             f"model needs conditions {', '.join(model.config.conditions)}; source "
             f"{source.name!r} gives {', '.join(source.conditions)}"
         )
+    first = sample_primaries(source, 0, min(n, batch_size), seed)
+    model.check_conditions(first.conditions(source.conditions))  # before any file is made
 
-    def batches():
+    def batches(start: int):
         for first in range(start, n, batch_size):
             primaries = sample_primaries(source, first, min(first + batch_size, n), seed)
             yield primaries.energy, primaries.conditions(source.conditions)
 
-    return n, batches(), {"source": source_to_yaml(source)}
+    return n, batches, {"source": source_to_yaml(source)}
 
 
 OUTSIDE_MARGIN = 0.05
@@ -175,15 +180,14 @@ def generate(
         "batch_size": batch_size,
         "cell_order": model.detector.cell_order,
     }
+    if source is not None:
+        total, batches_from, extra = _conditions_from_source(source, n, model, batch_size, seed)
+    else:
+        total, batches_from, extra = _conditions_from_file(Path(conditions_from), model, batch_size)
     out = Path(out)
     writer = _open(out, model, attrs, resume, overwrite)
     start = writer.n_committed
-    if source is not None:
-        total, batches, extra = _conditions_from_source(source, n, model, batch_size, start, seed)
-    else:
-        total, batches, extra = _conditions_from_file(
-            Path(conditions_from), model, batch_size, start
-        )
+    batches = batches_from(start)
     for key, value in extra.items():
         if value is not None:
             writer.attrs[key] = value
@@ -197,6 +201,7 @@ def generate(
         if progress is not None:
             progress(start, total)
         for b, (energy, conditions) in enumerate(batches, start=start // batch_size):
+            model.check_conditions(conditions)  # a source's later draws
             _warn_outside_training(model, conditions, warned)
             noise = model.noise(len(conditions), batch_generator(seed, b)).numpy()
             # A model whose map fails on some input (a flow's inverse, an ODE that diverges) is

@@ -163,7 +163,13 @@ def test_spiral_unroll_reads_rings_outward_and_inverts(rng):
     as_torch = t.inverse(t.forward(torch.from_numpy(back)))
     np.testing.assert_array_equal(as_torch.numpy(), back)
     again = transform_from_state(t.state())
-    assert again.params() == {"shape": [3, 25, 25], "crop": 20, "keep": 100}
+    assert again.params() == {"shape": [3, 25, 25], "crop": 20, "keep": 100, "slices": 3}
+    first = SpiralUnroll(shape=[3, 25, 25], crop=20, keep=100, slices=2)
+    assert first.image_shape == (2, 100)
+    np.testing.assert_array_equal(first.forward(cubes), unrolled[:, :200])
+    assert (first.inverse(first.forward(cubes))[:, 2 * 625 :] == 0).all()
+    with pytest.raises(CaloforgeError, match="asked for 4 slices of a detector of 3 layers"):
+        SpiralUnroll(shape=[3, 25, 25], crop=20, slices=4)
     with pytest.raises(CaloforgeError, match="does not fit"):
         SpiralUnroll(shape=[3, 25, 25], crop=30)
     with pytest.raises(CaloforgeError, match="cannot keep 26"):

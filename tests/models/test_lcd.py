@@ -164,3 +164,25 @@ def test_train_generate_reload(family, lcd_file, tmp_path):
     model = load_model(tmp_path / "m")
     showers = model.sample(ShowerFile(lcd_file).read(0, 4).conditions, torch.Generator())
     assert showers.shape == (4, 15_625) and np.isfinite(showers).all()
+
+
+def test_bad_input_is_one_line(cli, lcd_file, tmp_path):
+    base = ["train", "--data", str(lcd_file), "--steps", "1", "--batch-size", "16"]
+    code, _, err = cli(*base, "lagan-lcd", "--out", str(tmp_path / "a"), "-o", "crop=30")
+    assert code != 0 and "spiral crop 30 does not fit a 25 x 25 layer" in err
+    code, _, err = cli(*base, "lstm-lcd", "--out", str(tmp_path / "b"), "-o", "slices=30")
+    assert code != 0 and "asked for 30 slices of a detector of 25 layers" in err
+    assert "Traceback" not in err
+    options = [x for k, v in TINY["lstm-lcd"].items() for x in ("-o", f"{k}={v}")]
+    assert cli(*base, "lstm-lcd", "--out", str(tmp_path / "m"), *options)[0] == 0
+    electrons = tmp_path / "electrons.yaml"
+    electrons.write_text(
+        "name: electrons\nparticles: [e-]\nenergy: {kind: fixed, value: 20000}\n"
+        "conditions: [particle, energy]\n"
+    )
+    out = tmp_path / "gen.h5"
+    gen = ["generate", str(tmp_path / "m"), "--n", "4", "--out", str(out)]
+    code, _, err = cli(*gen, "--source", str(electrons))
+    assert code != 0 and "trained on particles 22, 111 (PDG), not 11" in err
+    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+    assert cli(*gen, "--source", "nyu")[0] == 0 and len(ShowerFile(out)) == 4

@@ -323,6 +323,13 @@ class ShowerFile:
                 )
         return ShowerBatch(showers, energies, conditions, extras)
 
+    def read_conditions(self) -> np.ndarray:
+        """Every event's conditions (N, k), without the showers."""
+        with open_h5(self.path) as h5:
+            if "conditions" in h5:
+                return np.asarray(h5["conditions"][: self.n_events], dtype=np.float64)
+            return np.asarray(h5["incident_energies"][: self.n_events], dtype=np.float64)
+
     def iter_batches(self, batch_size: int, *, check: bool = True) -> Iterator[ShowerBatch]:
         """Stream the file in batches of ``batch_size`` events (the last may be smaller)."""
         if batch_size <= 0:

@@ -448,16 +448,16 @@ class LogShares(Transform):
 
 
 class SpiralUnroll(Transform):
-    """Layer-major cubes (N, layers · ny · nx) → (N, layers · keep): each layer's cells in a
-    ``crop`` × ``crop`` window about the central cell, read along a square spiral from the
-    centre outward, the first ``keep`` of them.
+    """Layer-major cubes (N, layers · ny · nx) → (N, slices · keep): each of the first ``slices``
+    layers' cells in a ``crop`` × ``crop`` window about the central cell, read along a square
+    spiral from the centre outward, the first ``keep`` of them.
 
     The NYU study (seed 003) unrolls its 20 × 20 × 25 crop of the LCD ECAL this way, so that a
     shower's dense core comes first and the sparse edge last, where it can be cut (400 → 100 or
     25 positions a layer). The spiral visits square rings of growing Chebyshev distance from the
     central cell (ny // 2, nx // 2), each counter-clockwise from the cell to the right of the
     centre's row; an even ``crop`` keeps one more row and column below and left of the centre.
-    Read as an image, layer l's positions are row l (``image_shape``: layers × keep).
+    Read as an image, layer l's positions are row l (``image_shape``: slices × keep).
 
     The inverse puts the kept cells back and leaves every other cell 0: it undoes ``forward``
     exactly for showers with nothing outside the kept cells. Both are one gather, so the inverse
@@ -474,11 +474,16 @@ class SpiralUnroll(Transform):
 
     name = "spiral_unroll"
 
-    def __init__(self, shape: list[int], crop: int, keep: int | None = None):
+    def __init__(
+        self, shape: list[int], crop: int, keep: int | None = None, slices: int | None = None
+    ):
         self.shape = [int(v) for v in shape]
         if len(self.shape) != 3:
             raise CaloforgeError(f"spiral unrolling needs (layers, ny, nx), got {shape}")
-        _, ny, nx = self.shape
+        layers, ny, nx = self.shape
+        self.slices = layers if slices is None else int(slices)
+        if not 1 <= self.slices <= layers:
+            raise CaloforgeError(f"asked for {slices} slices of a detector of {layers} layers")
         self.crop = int(crop)
         if not 1 <= self.crop <= min(ny, nx):
             raise CaloforgeError(f"spiral crop {crop} does not fit a {ny} x {nx} layer")
@@ -506,15 +511,15 @@ class SpiralUnroll(Transform):
         return np.column_stack([rows.ravel()[order], cols.ravel()[order]])
 
     def _positions(self) -> np.ndarray:
-        layers, ny, nx = self.shape
+        _, ny, nx = self.shape
         spiral = self.spiral()
         in_layer = spiral[:, 0] * nx + spiral[:, 1]
-        return (np.arange(layers)[:, None] * ny * nx + in_layer[None, :]).ravel()
+        return (np.arange(self.slices)[:, None] * ny * nx + in_layer[None, :]).ravel()
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        """(layers, keep): the unrolled shower as an image."""
-        return self.shape[0], self.keep
+        """(slices, keep): the unrolled shower as an image."""
+        return self.slices, self.keep
 
     def forward(self, x, energy=None):
         if _ns(x) is np:
@@ -533,7 +538,7 @@ class SpiralUnroll(Transform):
         return padded[:, torch.as_tensor(self._scatter, device=y.device)]
 
     def params(self):
-        return {"shape": self.shape, "crop": self.crop, "keep": self.keep}
+        return {"shape": self.shape, "crop": self.crop, "keep": self.keep, "slices": self.slices}
 
 
 class OneHot(Transform):

@@ -210,6 +210,10 @@ class GenerativeModel(torch.nn.Module, ABC):
         x = self.generate_transformed(noise, c)
         return self.shower_transform.inverse(x, self.energy_of(conditions)).clamp_min(0)
 
+    def check_conditions(self, conditions: np.ndarray) -> None:
+        """Refuse physical conditions (N, k) the model cannot take, with a one-line error; a
+        family with discrete conditions (particle codes) says which values it knows."""
+
     def read_out(self, showers: torch.Tensor) -> torch.Tensor:
         """The detector's read-out of generated showers: cells below its threshold are 0.
 
@@ -225,6 +229,7 @@ class GenerativeModel(torch.nn.Module, ABC):
     def sample(self, conditions: np.ndarray, generator: torch.Generator) -> np.ndarray:
         """Showers (N, n_cells) float32 MeV for physical conditions (N, k)."""
         self.eval()
+        self.check_conditions(np.asarray(conditions))
         c = torch.as_tensor(np.asarray(conditions), dtype=torch.float32)
         return self.decode(self.noise(len(c), generator), c).numpy()
 

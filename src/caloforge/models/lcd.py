@@ -35,6 +35,7 @@ from caloforge.data.transforms import (
     Standardize,
     Transform,
 )
+from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
 from caloforge.models.common import cube_shape, require_conditions, shard_randn
 
@@ -50,6 +51,9 @@ class LCDConfig(ModelConfig):
     crop: int = Field(default=20, gt=0, description="side of the window each layer is cut to")
     keep: int | None = Field(
         default=None, gt=0, description="spiral positions kept per layer (None: crop²)"
+    )
+    slices: int | None = Field(
+        default=None, gt=0, description="leading layers modelled, the rest 0 (None: all)"
     )
 
 
@@ -90,6 +94,16 @@ class LCDModel(GenerativeModel):
         )
         return Chain([_unroll(config), cls.pixel_transform(config)]), conditions
 
+    def check_conditions(self, conditions: np.ndarray) -> None:
+        codes = np.unique(conditions[:, self.config.conditions.index("particle")])
+        unknown = sorted(set(codes.astype(int).tolist()) - set(self.config.particles))
+        if unknown:
+            known = ", ".join(map(str, self.config.particles))
+            raise CaloforgeError(
+                f"{self.config.name or self.family} was trained on particles {known} (PDG), "
+                f"not {', '.join(map(str, unknown))}"
+            )
+
     def split(self, conditions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Transformed conditions → (the continuous ones, the particle's indicators)."""
         m = len(self.config.particles)
@@ -107,7 +121,7 @@ def _unroll(config: LCDConfig) -> SpiralUnroll:
     from caloforge.detectors import detector_from_yaml
 
     shape = cube_shape(detector_from_yaml(config.detector), config.family)
-    return SpiralUnroll(list(shape), config.crop, config.keep)
+    return SpiralUnroll(list(shape), config.crop, config.keep, config.slices)
 
 
 class ConditionedNoise(torch.nn.Module):
