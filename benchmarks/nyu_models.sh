@@ -2,7 +2,7 @@
 # The NYU models on lcd-ecal (issue 14): trains the four pretrained models on the nyu training
 # set, generates each for the conditions of the held-out set, evaluates it against that set (the
 # NYU validation and the γ/π⁰ separability are in the report) and prints one row per model and
-# particle.
+# particle (its AUC and separation powers from `evaluate --by particle`).
 #
 #   bash benchmarks/nyu_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]
 #
@@ -39,7 +39,8 @@ for name in "${models[@]}"; do
     ${options[$name]} $resume
   "$caloforge" generate "$run" --conditions-from "$heldout" --out "$out/$name.h5" --seed 1 \
     --overwrite
-  "$caloforge" evaluate "$out/$name.h5" "$heldout" --out "$out/$name-eval" --quick
+  "$caloforge" evaluate "$out/$name.h5" "$heldout" --out "$out/$name-eval" --quick \
+    --by particle
 done
 
 "$repo/.venv/bin/python" - "$out" "${models[@]}" <<'PY'
@@ -53,16 +54,17 @@ print("| model | particle | E_out/E_in G4 / model | σ/μ G4 / model | spread | 
 print("|---|---|---|---|---|---|---|---|---|")
 for name in sys.argv[2:]:
     m = json.loads((out / f"{name}-eval" / "metrics.json").read_text())
-    worst = max(m["separation_power"], key=m["separation_power"].get)
     sep = m["nyu"].get("separability", {}).get("overall", {})
-    for p in m["nyu"]["particles"].values():
-        r = p["response"]
+    by = {str(int(row["value"])): row.get("metrics", {}) for row in m["by"]["values"]}
+    for code, p in m["nyu"]["particles"].items():
+        r, sub = p["response"], by.get(code, m)
+        worst = max(sub["separation_power"], key=sub["separation_power"].get)
         print(
             f"| {name} | {p['name']} | {r['mean_ref']:.4f} / {r['mean_gen']:.4f} "
             f"| {r['resolution_ref']:.3f} / {r['resolution_gen']:.3f} "
             f"| {p['spread']['max_relative_difference']:.0%} "
             f"| {p['fluctuation']['max_relative_difference']:.0%} "
-            f"| {m['classifier_auc_low']:.3f} | {worst} {m['separation_power'][worst]:.3f} "
+            f"| {sub['classifier_auc_low']:.3f} | {worst} {sub['separation_power'][worst]:.3f} "
             f"| {sep.get('auc_ref', float('nan')):.3f} / {sep.get('auc_gen', float('nan')):.3f} |"
         )
 PY

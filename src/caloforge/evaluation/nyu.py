@@ -90,7 +90,8 @@ def _weighted_max_diff(ref: np.ndarray, gen: np.ndarray, weight: np.ndarray) -> 
     keep = (weight >= WEIGHT_FLOOR * weight.sum()) & np.isfinite(ref) & (ref != 0)
     if not keep.any():
         return float("nan")
-    return float(np.nanmax(np.abs(gen[keep] / ref[keep] - 1)))
+    diff = np.abs(gen[keep] / ref[keep] - 1)
+    return float(diff.max()) if np.isfinite(diff).all() else float("inf")
 
 
 def _per_slice(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def _per_slice(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> 
     weight = ref["energy"].mean(axis=0)
     for name, function in (
         ("profile", lambda o, e: o["energy"].mean(axis=0)),
-        ("spread", lambda o, e: np.nanmean(o["spread"], axis=0)),
+        ("spread", lambda o, e: _finite_mean(o["spread"])),
         ("fluctuation", lambda o, e: _relative_std(o["energy"] / e[:, None])),
     ):
         r, g = function(ref, ref_in), function(gen, gen_in)
@@ -109,6 +110,15 @@ def _per_slice(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> 
             "max_relative_difference": _weighted_max_diff(r, g, weight),
         }
     return out
+
+
+def _finite_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over events of each column's finite values; NaN where there are none (a slice
+    empty in every event)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(values.shape[1], np.nan), where=count > 0)
 
 
 def _relative_std(energy: np.ndarray) -> np.ndarray:
