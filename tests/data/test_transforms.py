@@ -186,3 +186,13 @@ def test_one_hot_codes_a_particle_and_inverts():
     yt = t.forward(torch.from_numpy(x).float())
     np.testing.assert_array_equal(yt.numpy(), y)
     assert transform_from_state(t.state()).params() == t.params()
+
+
+def test_log1p_saturates_at_the_largest_value_it_was_fitted_on(rng):
+    x = showers(rng)
+    t = Log1p(scale=0.5).fit(x)
+    assert t.upper == x.max() and t.y_max == np.log1p(x.max() / 0.5)
+    far = np.array([[t.y_max + 30.0, 1.0]])
+    np.testing.assert_allclose(t.inverse(far)[0, 0], x.max())
+    assert float(t.inverse(torch.tensor(far))[0, 0]) == pytest.approx(x.max())
+    assert Log1p(scale=0.5).inverse(far)[0, 0] > 1e10  # unfitted: no bound

@@ -125,6 +125,17 @@ def test_train_step_moves_the_networks(family, lcd_file):
         assert all(p.abs().max() <= clip for p in model.critic.parameters())
 
 
+def test_lstm_draws_no_pixel_above_the_largest_in_training(lcd_file):
+    model, data = fitted("lstm-lcd", lcd_file)
+    with torch.no_grad():  # a head whose every component is far out in the log
+        model.head.bias[0::7] = -20.0  # per pixel: the logit of empty, 2 weights, 2 means, 2 σ
+        model.head.bias[3::7] = model.head.bias[4::7] = 50.0
+    c = torch.as_tensor(data.conditions[:3], dtype=torch.float32)
+    with torch.inference_mode():
+        showers = model.decode(model.noise(3, torch.Generator().manual_seed(0)), c)
+    assert float(showers.max()) == pytest.approx(float(data.showers.max()), rel=1e-5)
+
+
 def test_lstm_l2_is_the_seeds_deterministic_version(lcd_file):
     model, data = fitted("lstm-lcd", lcd_file, output="l2")
     assert model.latent_dim == 0 and model.head.out_features == 20

@@ -169,23 +169,40 @@ class LogColumns(Transform):
 
 
 class Log1p(Transform):
-    """y = ln(1 + x / scale), the NYU study's preprocessing with a unit ``scale``."""
+    """y = ln(1 + x / scale), the NYU study's preprocessing with a unit ``scale``.
+
+    ``fit`` records the largest value seen (``upper``); the inverse saturates there, so that a
+    network's output far out in the log (a sampled tail) never becomes an energy no training
+    cell had: e^y grows too fast for such a tail to be harmless.
+    """
 
     name = "log1p"
 
-    def __init__(self, scale: float = 1.0):
+    def __init__(self, scale: float = 1.0, upper: float | None = None):
         self.scale = float(scale)
+        self.upper = upper
+
+    def fit(self, x, energy=None):
+        self.upper = float(np.max(x))
+        return self
+
+    @property
+    def y_max(self) -> float:
+        """The image of ``upper`` (infinite before fitting)."""
+        return math.inf if self.upper is None else math.log1p(self.upper / self.scale)
 
     def forward(self, x, energy=None):
         return _ns(x).log1p(x / self.scale)
 
     def inverse(self, y, energy=None):
+        if self.upper is not None:
+            y = _ns(y).clip(y, None, self.y_max)
         # exp − 1 rather than expm1, which ONNX lacks: its absolute error, float rounding of 1
         # times ``scale``, is far below any energy ``scale`` is chosen to resolve.
         return (_ns(y).exp(y) - 1) * self.scale
 
     def params(self):
-        return {"scale": self.scale}
+        return {"scale": self.scale, "upper": self.upper}
 
 
 class Power(Transform):
