@@ -32,7 +32,11 @@ from typing import Any
 import numpy as np
 
 from caloforge.detectors import Detector
-from caloforge.evaluation.observables import correlation_matrix, transverse_image
+from caloforge.evaluation.observables import (
+    correlation_matrix,
+    max_relative_difference,
+    transverse_image,
+)
 
 __all__ = ["CONDITIONS", "applies", "image_profiles", "shower_features", "validation"]
 
@@ -42,8 +46,6 @@ CONDITIONS = ("energy", "theta")
 ENERGY_BINS = 10
 THETA_BINS = 3
 SPECTRUM_BINS = 60
-WEIGHT_FLOOR = 0.01
-"""Profiles' cells and spectrum bins with less than this share are left out of the maxima."""
 
 
 def applies(detector: Detector, names: tuple[str, ...]) -> bool:
@@ -103,14 +105,6 @@ def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
 
 
-def _weighted_max_diff(ref: np.ndarray, gen: np.ndarray) -> float:
-    """Largest |gen/ref − 1| where ref holds at least WEIGHT_FLOOR of its total."""
-    keep = ref >= WEIGHT_FLOOR * ref.sum()
-    if not keep.any():
-        return float("nan")
-    return float(np.max(np.abs(gen[keep] / ref[keep] - 1)))
-
-
 def _response(ref: dict, gen: dict) -> dict[str, Any]:
     edges = _equal_bins(ref["E_p"], ENERGY_BINS)
     rows = []
@@ -142,7 +136,7 @@ def _spectrum(ref: np.ndarray, gen: np.ndarray, threshold: float) -> dict[str, A
         h_ref = np.histogram(ref, e)[0] / ref.size
         h_gen = np.histogram(gen, e)[0] / gen.size
         out[scale] = {"edges": e.tolist(), "ref": h_ref.tolist(), "gen": h_gen.tolist()}
-    out["max_relative_difference"] = _weighted_max_diff(
+    out["max_relative_difference"] = max_relative_difference(
         np.asarray(out["log"]["ref"]), np.asarray(out["log"]["gen"])
     )
     return out
@@ -162,7 +156,7 @@ def _profiles(ref: dict, gen: dict, ref_theta, gen_theta) -> dict[str, Any]:
                 row[f"{kind}_{side}"] = mean.tolist()
         if min(row["n_ref"], row["n_gen"]) > 0:
             for kind in ("longitudinal", "x", "y"):
-                diff = _weighted_max_diff(
+                diff = max_relative_difference(
                     np.asarray(row[f"{kind}_ref"]), np.asarray(row[f"{kind}_gen"])
                 )
                 row[f"{kind}_max_relative_difference"] = diff

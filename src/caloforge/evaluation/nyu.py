@@ -34,13 +34,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from caloforge.detectors import Detector
-from caloforge.evaluation.observables import cell_energies, transverse_image
+from caloforge.evaluation.observables import (
+    cell_energies,
+    max_relative_difference,
+    transverse_image,
+)
 
 __all__ = ["CONDITIONS", "applies", "separability", "slice_observables", "validation"]
 
 CONDITIONS = ("particle", "energy")
 PARTICLES = {22: "γ", 111: "π⁰"}
-WEIGHT_FLOOR = 0.01
 PIXEL_BINS = 50
 RESPONSE_BINS = 40
 SCATTER_POINTS = 1000
@@ -86,14 +89,6 @@ def _ellipse_axes(images: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarra
     return np.sqrt(np.clip(np.column_stack([half_trace + root, half_trace - root]), 0, None))
 
 
-def _weighted_max_diff(ref: np.ndarray, gen: np.ndarray, weight: np.ndarray) -> float:
-    keep = (weight >= WEIGHT_FLOOR * weight.sum()) & np.isfinite(ref) & (ref != 0)
-    if not keep.any():
-        return float("nan")
-    diff = np.abs(gen[keep] / ref[keep] - 1)
-    return float(diff.max()) if np.isfinite(diff).all() else float("inf")
-
-
 def _per_slice(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> dict[str, Any]:
     """Mean energy, mean spread and relative fluctuation of the share per slice, each side."""
     out: dict[str, Any] = {}
@@ -107,7 +102,7 @@ def _per_slice(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> 
         out[name] = {
             "ref": r.tolist(),
             "gen": g.tolist(),
-            "max_relative_difference": _weighted_max_diff(r, g, weight),
+            "max_relative_difference": max_relative_difference(r, g, weight),
         }
     return out
 
@@ -156,7 +151,7 @@ def _pixels(ref: np.ndarray, gen: np.ndarray, threshold: float) -> dict[str, Any
         "edges": edges.tolist(),
         "ref": h_ref.tolist(),
         "gen": h_gen.tolist(),
-        "max_relative_difference": _weighted_max_diff(h_ref, h_gen, h_ref),
+        "max_relative_difference": max_relative_difference(h_ref, h_gen),
     }
 
 

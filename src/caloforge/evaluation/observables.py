@@ -33,6 +33,7 @@ __all__ = [
     "layer_energies",
     "layer_moments",
     "lhcb_cluster_features",
+    "max_relative_difference",
     "sparsity",
     "transverse_image",
 ]
@@ -97,6 +98,30 @@ def cell_energies(showers: np.ndarray) -> np.ndarray:
     """Every non-zero cell energy, flattened: the single-cell spectrum of 3DGAN and NYU."""
     values = showers.ravel()
     return values[values > 0]
+
+
+WEIGHT_FLOOR = 0.01
+"""Bins (layers, cells, histogram bins) with less than this share of the reference's total are
+left out of ``max_relative_difference``: the seeds' "agreement within 10 %" is about where a
+profile carries weight."""
+
+
+def max_relative_difference(
+    ref: np.ndarray, gen: np.ndarray, weight: np.ndarray | None = None
+) -> float:
+    """Largest |gen/ref − 1| over the bins whose ``weight`` (default: ref) holds at least
+    WEIGHT_FLOOR of its total; NaN if none does, infinite if gen is not finite there.
+
+    Example:
+        >>> max_relative_difference(np.array([100.0, 50.0, 0.5]), np.array([125.0, 25.0, 5.0]))
+        0.5
+    """
+    weight = ref if weight is None else weight
+    keep = (weight >= WEIGHT_FLOOR * weight.sum()) & np.isfinite(ref) & (ref != 0)
+    if not keep.any():
+        return float("nan")
+    diff = np.abs(gen[keep] / ref[keep] - 1)
+    return float(diff.max()) if np.isfinite(diff).all() else float("inf")
 
 
 def transverse_image(detector: Detector) -> CartesianBinning | None:
