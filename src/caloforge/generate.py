@@ -73,7 +73,7 @@ def _conditions_from_file(path: Path, model, batch_size: int) -> tuple[int, Batc
             f"model needs conditions {', '.join(model.config.conditions)}; {path} has "
             f"{', '.join(ref.condition_names)}"
         )
-    model.check_conditions(ref.read_conditions())
+    model.check_conditions(ref.read_conditions())  # all of them, before any file is made
 
     def batches(start: int):
         for first in range(start, len(ref), batch_size):
@@ -94,13 +94,16 @@ def _conditions_from_source(
             f"model needs conditions {', '.join(model.config.conditions)}; source "
             f"{source.name!r} gives {', '.join(source.conditions)}"
         )
-    first = sample_primaries(source, 0, min(n, batch_size), seed)
-    model.check_conditions(first.conditions(source.conditions))  # before any file is made
+    # The first batch's draws before any file is made, every later batch's as it is drawn.
+    opening = sample_primaries(source, 0, min(n, batch_size), seed)
+    model.check_conditions(opening.conditions(source.conditions))
 
     def batches(start: int):
         for first in range(start, n, batch_size):
             primaries = sample_primaries(source, first, min(first + batch_size, n), seed)
-            yield primaries.energy, primaries.conditions(source.conditions)
+            conditions = primaries.conditions(source.conditions)
+            model.check_conditions(conditions)
+            yield primaries.energy, conditions
 
     return n, batches, {"source": source_to_yaml(source)}
 
@@ -201,7 +204,6 @@ def generate(
         if progress is not None:
             progress(start, total)
         for b, (energy, conditions) in enumerate(batches, start=start // batch_size):
-            model.check_conditions(conditions)  # a source's later draws
             _warn_outside_training(model, conditions, warned)
             noise = model.noise(len(conditions), batch_generator(seed, b)).numpy()
             # A model whose map fails on some input (a flow's inverse, an ODE that diverges) is

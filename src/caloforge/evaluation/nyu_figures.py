@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from caloforge.data.transforms import SpiralUnroll
+from caloforge.evaluation.observables import transverse_image
 from caloforge.evaluation.report import (
     GENERATED_COLOUR,
     REFERENCE_COLOUR,
@@ -78,7 +79,8 @@ def unrolled_figure(evaluation, particle_codes: list[int], labels: _Labels, path
     """The seed's flattened view: each slice's 20 × 20 crop unrolled along the spiral, 400 × 25
     (the core on the left), the mean over events and one event, reference against generated,
     per particle. The single events have the same particle and the nearest energy."""
-    layers, ny, nx = _cube(evaluation.detector)
+    layers = len(evaluation.detector.readout_layers)
+    ny, nx = transverse_image(evaluation.detector).shape
     unroll = SpiralUnroll([layers, ny, nx], min(UNROLL_CROP, ny, nx))
     names = evaluation.metrics["conditions"]["names"]
     column = names.index("particle")
@@ -118,8 +120,3 @@ def unrolled_figure(evaluation, particle_codes: list[int], labels: _Labels, path
     ax.set_xlabel("spiral position (centre first)")
     fig.colorbar(mappable, ax=fig.axes, fraction=0.02, pad=0.01, label="energy [MeV]")
     return _save(fig, path)
-
-
-def _cube(detector) -> tuple[int, int, int]:
-    binning = detector.readout_layers[0].readout
-    return (len(detector.readout_layers), *binning.shape)
