@@ -60,7 +60,7 @@ def test_seed_architectures_have_the_seeds_sizes():
     assert abs(n_params(lagan.critic) / 855_067 - 1) < 0.1
     lstm = get_family("lstm-lcd")(config("lstm-lcd"))
     assert lstm.lstm.input_size == 430 and lstm.lstm.hidden_size == 800  # 400 + 3 x 10
-    assert lstm.config.output == "mixture"
+    assert lstm.config.output == "slice-energy"
     with pytest.raises(CaloforgeError, match="conditioned on particle, energy"):
         get_family("lstm-lcd")(config("lstm-lcd").model_copy(update={"conditions": ("energy",)}))
 
@@ -118,7 +118,8 @@ def test_train_step_moves_the_networks(family, lcd_file):
     }
     assert all(math.isfinite(v) for v in logs.values())
     if family == "lstm-lcd":
-        assert {"lstm", "head", "particle", "energy", "h0"} <= changed
+        assert {"lstm", "head", "slice_head", "particle", "energy", "h0"} <= changed
+        assert set(logs) == {"nll", "slice_nll"}
     else:
         assert {"generator", "critic", "merge"} <= changed
         clip = model.config.clip
@@ -126,7 +127,7 @@ def test_train_step_moves_the_networks(family, lcd_file):
 
 
 def test_lstm_draws_no_pixel_above_the_largest_in_training(lcd_file):
-    model, data = fitted("lstm-lcd", lcd_file)
+    model, data = fitted("lstm-lcd", lcd_file, output="mixture")
     with torch.no_grad():  # a head whose every component is far out in the log
         model.head.bias[0::7] = -20.0  # per pixel: the logit of empty, 2 weights, 2 means, 2 σ
         model.head.bias[3::7] = model.head.bias[4::7] = 50.0
@@ -134,6 +135,29 @@ def test_lstm_draws_no_pixel_above_the_largest_in_training(lcd_file):
     with torch.inference_mode():
         showers = model.decode(model.noise(3, torch.Generator().manual_seed(0)), c)
     assert float(showers.max()) == pytest.approx(float(data.showers.max()), rel=1e-5)
+
+
+def test_lstm_slices_hold_the_drawn_slice_energy(lcd_file):
+    model, data = fitted("lstm-lcd", lcd_file)
+    image = model.shower_transform.steps[0].forward(data.showers).reshape(100, 25, 20)
+    assert model.config.slice_upper == pytest.approx(image.sum(axis=2).max())
+    assert model.latent_dim == 2 * 25 * 20 + 2 * 25
+    layers, keep = model.image_shape
+    c = model.condition_transform.forward(torch.as_tensor(data.conditions[:4]).float())
+    noise = model.noise(4, torch.Generator().manual_seed(0))
+    s = math.log1p(40.0 / model.shower_transform.steps[1].scale)
+    with torch.no_grad():  # every slice: never empty, 40 MeV (σ 0.1 %), all its pixels filled
+        model.head.weight.zero_()  # all pixels alike, then scaled to the slice's energy
+        model.head.bias[:] = torch.tensor([-20.0, 0, 0, 1, 1, -20, -20]).repeat(keep)
+        model.slice_head.weight.zero_()
+        model.slice_head.bias[:] = torch.tensor([-20.0, 0, 0, s, s, -20, -20])
+        y = model.generate_transformed(noise, c).reshape(4, layers, keep)
+        energy = model.shower_transform.steps[1].inverse(y).sum(-1)
+        np.testing.assert_allclose(energy.numpy(), 40.0, rtol=1e-2)
+        model.slice_head.bias[3:5] = 50.0  # far beyond the largest slice in training
+        y = model.generate_transformed(noise, c).reshape(4, layers, keep)
+        energy = model.shower_transform.steps[1].inverse(y).sum(-1)
+    np.testing.assert_allclose(energy.numpy(), model.config.slice_upper, rtol=1e-3)
 
 
 def test_lstm_l2_is_the_seeds_deterministic_version(lcd_file):

@@ -39,7 +39,7 @@ from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
 from caloforge.models.common import cube_shape, require_conditions, shard_randn
 
-__all__ = ["CONDITIONS", "ClippedWGAN", "ClippedWGANConfig", "LCDConfig", "LCDModel"]
+__all__ = ["CONDITIONS", "ClippedWGAN", "ClippedWGANConfig", "LCDConfig", "LCDModel", "unroll"]
 
 CONDITIONS = ("particle", "energy")
 
@@ -67,7 +67,7 @@ class LCDModel(GenerativeModel):
     def __init__(self, config: LCDConfig):
         super().__init__(config)
         require_conditions(self.family, config.conditions, CONDITIONS)
-        self.image_shape = _unroll(config).image_shape
+        self.image_shape = unroll(config).image_shape
         self.n_pixels = self.image_shape[0] * self.image_shape[1]
 
     @classmethod
@@ -92,7 +92,7 @@ class LCDModel(GenerativeModel):
                 Standardize(),
             ]
         )
-        return Chain([_unroll(config), cls.pixel_transform(config)]), conditions
+        return Chain([unroll(config), cls.pixel_transform(config)]), conditions
 
     def check_conditions(self, conditions: np.ndarray) -> None:
         codes = np.unique(conditions[:, self.config.conditions.index("particle")])
@@ -117,7 +117,8 @@ class LCDModel(GenerativeModel):
         return self.read_out(super().decode(noise, conditions))
 
 
-def _unroll(config: LCDConfig) -> SpiralUnroll:
+def unroll(config: LCDConfig) -> SpiralUnroll:
+    """The spiral unrolling a config asks for, on its detector."""
     from caloforge.detectors import detector_from_yaml
 
     shape = cube_shape(detector_from_yaml(config.detector), config.family)
