@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from caloforge.data.formats import to_calochallenge
-from caloforge.data.showerfile import copy_head
+from caloforge.data.showerfile import copy_events
 from caloforge.evaluation.distortions import write_distorted
 from caloforge.evaluation.evaluate import evaluate
 
@@ -183,8 +183,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ref = copy_head(args.reference, tmp / "ref.h5", args.n)
-        other = copy_head(args.other, tmp / "other.h5", args.n)
+        ref = copy_events(args.reference, tmp / "ref.h5", n=args.n)
+        other = copy_events(args.other, tmp / "other.h5", n=args.n)
         pairs = {
             "Geant4 vs Geant4": other,
             "20% outward": write_distorted(other, tmp / "outward.h5", "20% outward"),

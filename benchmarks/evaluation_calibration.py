@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from caloforge.data.showerfile import copy_head
+from caloforge.data.showerfile import copy_events
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.distortions import DISTORTIONS, write_distorted
 from caloforge.evaluation.evaluate import evaluate
@@ -36,8 +36,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        reference = copy_head(args.reference, tmp / "reference.h5", args.n)
-        other = copy_head(args.other, tmp / "other.h5", args.n)
+        reference = copy_events(args.reference, tmp / "reference.h5", n=args.n)
+        other = copy_events(args.other, tmp / "other.h5", n=args.n)
         cases = {"Geant4 vs Geant4 (floor)": other}
         for name in DISTORTIONS:
             try:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from caloforge.bench import bench, geant4_ms_per_shower
-from caloforge.data.showerfile import ShowerFile, copy_head
+from caloforge.data.showerfile import ShowerFile, copy_events
 from caloforge.evaluation.classifier import boosted_auc, low_level_inputs
 from caloforge.evaluation.evaluate import evaluate, write_metrics
 from caloforge.evaluation.observables import apply_threshold
@@ -140,7 +140,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     reference = args.heldout
     if args.n is not None:
-        reference = copy_head(args.heldout, args.out / "heldout.h5", args.n)
+        reference = copy_events(args.heldout, args.out / "heldout.h5", n=args.n)
     held = ShowerFile(reference)
     rows = [
         _row(m, reference, args.out, args.quick) for m in _models(held.detector.name, args.models)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from caloforge.data.showerfile import ShowerFile, copy_head
+from caloforge.data.showerfile import ShowerFile, copy_events
 from caloforge.detectors import load_detector
 from caloforge.evaluation.evaluate import evaluate, write_metrics
 from caloforge.evaluation.report import write_report
@@ -133,7 +133,7 @@ def main() -> None:
     rows: dict[str, dict] = {}
     if args.reference:
         reference = args.out / "full.h5"
-        copy_head(args.reference, reference.with_suffix(".tmp.h5"), args.n)
+        copy_events(args.reference, reference.with_suffix(".tmp.h5"), n=args.n)
         reference.with_suffix(".tmp.h5").replace(reference)
         rows["full"] = _simulate("full-timing", args.out, args.timing_events, **run)
     else:

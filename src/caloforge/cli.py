@@ -527,6 +527,36 @@ def merge(
     out.print(f"wrote {path}: {len(ShowerFile(path))} events")
 
 
+@app.command("select")
+def select(
+    source: Annotated[Path, typer.Argument(help="Shower file to copy from.")],
+    output: Annotated[Path, typer.Option("--out", help="File to write.")],
+    leave_out: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CONDITION=V1,V2,...: leave out the events with these values (repeatable)."
+        ),
+    ] = None,
+    n: Annotated[int | None, typer.Option(help="Take only the first N events.", min=1)] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Copy a shower file's events but those left out: the training set of an interpolation test
+    (``--leave-out energy=8192,65536``). The copy records what it left out."""
+    from caloforge.data.showerfile import ShowerFile, copy_events
+
+    chosen: dict[str, list[float]] = {}
+    for item in leave_out or []:
+        name, sep, values = item.partition("=")
+        try:
+            chosen[name] = [float(v) for v in values.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise CaloforgeError(f"--leave-out must look like CONDITION=V1,V2, got {item!r}")
+    path = copy_events(source, output, n=n, leave_out=chosen, overwrite=overwrite)
+    out.print(f"wrote {path}: {len(ShowerFile(path))} of {len(ShowerFile(source))} events")
+
+
 # ---------------------------------------------------------------------------------- models
 
 

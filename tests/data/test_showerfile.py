@@ -193,3 +193,31 @@ def test_info_command(tmp_path, rng, cli):
     assert code == 0 and "4 events x 6 cells, complete" in stdout
     code, _, stderr = cli("info", str(tmp_path / "missing.h5"))
     assert code == 1 and stderr.strip() == f"error: no such file: {tmp_path / 'missing.h5'}"
+
+
+def test_select_leaves_out_condition_values(tmp_path, rng, cli):
+    energies = np.tile([1024.0, 8192.0, 65536.0, 262144.0], 5)
+    b = batch(rng, 20)
+    b.conditions[:, 0] = energies
+    path = write(tmp_path / "s.h5", [b])
+    out = tmp_path / "seven.h5"
+    code, stdout, _ = cli("select", str(path), "--out", str(out), "--leave-out", "a=8192,65536")
+    assert code == 0 and "10 of 20 events" in stdout
+    kept = ShowerFile(out)
+    assert kept.complete and kept.attrs["selection"] == "a not in 8192, 65536"
+    assert kept.attrs["seed"] == 3 and kept.extra_names == ("energy_active",)
+    got, expected = kept.read(), np.isin(energies, [1024.0, 262144.0])
+    np.testing.assert_array_equal(got.showers, b.showers[expected])
+    np.testing.assert_array_equal(got.conditions, b.conditions[expected])
+    np.testing.assert_array_equal(got.extras["energy_active"], b.extras["energy_active"][expected])
+    # Mistakes are one line, found before anything is written.
+    for leave_out, message in [
+        ("a=8000", "no event of"),
+        ("c=1", "has no condition 'c' (it has a, b)"),
+        ("a=lots", "--leave-out must look like CONDITION=V1,V2"),
+        ("a=1024,8192,65536,262144", "leaves no event of"),
+    ]:
+        bad = tmp_path / "bad.h5"
+        code, _, stderr = cli("select", str(path), "--out", str(bad), "--leave-out", leave_out)
+        assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1
+        assert not bad.exists() and not partial_path(bad).exists()

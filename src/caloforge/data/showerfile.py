@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ __all__ = [
     "ShowerFile",
     "ShowerWriter",
     "check_energies",
-    "copy_head",
+    "copy_events",
     "open_h5",
     "partial_path",
 ]
@@ -525,16 +525,63 @@ class ShowerWriter:
         return partial
 
 
-def copy_head(src: str | Path, out: str | Path, n: int, batch_size: int = 5000) -> Path:
-    """A new file with the first ``n`` events of ``src`` and its attributes."""
+def copy_events(
+    src: str | Path,
+    out: str | Path,
+    *,
+    n: int | None = None,
+    leave_out: Mapping[str, Sequence[float]] | None = None,
+    overwrite: bool = False,
+    batch_size: int = 5000,
+) -> Path:
+    """A new file with the attributes of ``src`` and its first ``n`` events (None: all), less
+    those whose condition ``name`` is one of ``values`` (to a relative 10⁻⁶) for each entry of
+    ``leave_out``: the training set of an interpolation test. What was left out is recorded in
+    the attribute ``selection``; a condition the file lacks, or a value no event has, is an
+    error, found before anything is written."""
     f = ShowerFile(src)
+    stop = len(f) if n is None else min(n, len(f))
+    keep = np.ones(stop, bool)
+    selection = []
+    if leave_out:
+        conditions = f.read_conditions()[:stop]
+        for name, values in leave_out.items():
+            if name not in f.condition_names:
+                raise CaloforgeError(
+                    f"{f.path} has no condition {name!r} (it has {', '.join(f.condition_names)})"
+                )
+            column = conditions[:, f.condition_names.index(name)]
+            for value in values:
+                hit = np.isclose(column, value, rtol=1e-6, atol=0)
+                if not hit.any():
+                    raise CaloforgeError(f"no event of {f.path} has {name} = {value:g}")
+                keep &= ~hit
+            selection.append(f"{name} not in {', '.join(f'{v:g}' for v in values)}")
+        if not keep.any():
+            raise CaloforgeError(f"leaving out {'; '.join(selection)} leaves no event of {f.path}")
+    attrs = f.header | ({"selection": "; ".join(selection)} if selection else {})
     with ShowerWriter.create(
         out,
         n_cells=f.n_cells,
         condition_names=f.condition_names,
-        attrs=f.header,
+        attrs=attrs,
         extra_names=f.extra_names,
+        n_planned=int(keep.sum()),
+        overwrite=overwrite,
     ) as writer:
-        for start in range(0, min(n, len(f)), batch_size):
-            writer.append(f.read(start, min(start + batch_size, n)))
+        for start in range(0, stop, batch_size):
+            end = min(start + batch_size, stop)
+            rows = np.flatnonzero(keep[start:end])
+            if len(rows):
+                writer.append(_rows(f.read(start, end), rows))
     return writer.final
+
+
+def _rows(batch: ShowerBatch, rows: np.ndarray) -> ShowerBatch:
+    """The given events of a batch."""
+    return ShowerBatch(
+        batch.showers[rows],
+        batch.incident_energies[rows],
+        batch.conditions[rows],
+        {name: values[rows] for name, values in batch.extras.items()},
+    )

@@ -314,6 +314,7 @@ def _new_model(cls, dataset: _Data, settings: TrainingSettings, options: dict) -
                     "producer": dataset.file.producer,
                     "seed": dataset.file.seed,
                     "source": dataset.file.attrs.get("source"),
+                    "selection": dataset.file.attrs.get("selection", ""),
                 },
             },
             **options,
