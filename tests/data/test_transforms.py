@@ -85,6 +85,15 @@ def test_standardize_gives_zero_mean_unit_std(rng):
     assert np.allclose(y.mean(0), 0, atol=1e-12) and np.allclose(y.std(0), 1)
 
 
+def test_standardize_without_centring_keeps_zero(rng):
+    x = np.where(rng.uniform(size=(1000, 4)) < 0.5, 0.0, rng.exponential(2.0, (1000, 4)))
+    t = Standardize(per_feature=False, center=False).fit(x)
+    y = t.forward(x)
+    assert t.mean == 0 and ((y == 0) == (x == 0)).all()
+    assert np.mean(y**2) == pytest.approx(1) and np.allclose(t.inverse(y), x)
+    assert transform_from_state(t.state()).center is False
+
+
 def test_unfitted_use_is_an_error():
     with pytest.raises(CaloforgeError):
         Standardize().forward(np.ones((2, 2)))

@@ -60,6 +60,7 @@ FAMILY_CASES = [
     ("vae-atlas", {"latent": 3, "hidden": [16, 16], "iaf_steps": 1, "iaf_hidden": [8]}),
     ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20}),
     ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20, "output": "l2"}),
+    ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20, "output": "slice-energy"}),
     ("wgan-mlp-lcd", {"latent": 8, "crop": 6, "keep": 20, "critic_filters": 2}),
     ("lagan-lcd", {"latent": 8, "channels": [4, 4, 2], "critic_channels": [2, 2, 2]}),
 ]

@@ -288,7 +288,8 @@ class Standardize(Transform):
     """y = (x − μ) / σ with μ and σ fitted per feature (column), or over all values at once.
 
     One scale for every cell (``per_feature=False``) keeps the relative sizes of an image's
-    cells, which convolutional networks rely on.
+    cells, which convolutional networks rely on; without centring (``center=False``, μ = 0) an
+    empty cell stays 0, and a network's negative output is an empty cell.
     """
 
     name = "standardize"
@@ -298,14 +299,17 @@ class Standardize(Transform):
         mean: list[float] | float | None = None,
         std: list[float] | float | None = None,
         per_feature: bool = True,
+        center: bool = True,
     ):
-        self.mean, self.std, self.per_feature = mean, std, per_feature
+        self.mean, self.std, self.per_feature, self.center = mean, std, per_feature, center
 
     def fit(self, x, energy=None):
         x = np.asarray(x, dtype=np.float64)
         axis = 0 if self.per_feature else None
-        std = x.std(axis=axis)
-        self.mean = x.mean(axis=axis).tolist()
+        mean, std = x.mean(axis=axis), x.std(axis=axis)
+        if not self.center:  # the spread about 0
+            mean, std = np.zeros_like(mean), np.sqrt(np.mean(np.square(x), axis=axis))
+        self.mean = mean.tolist()
         # A constant feature (an always-empty cell) keeps its scale rather than dividing by 0.
         self.std = np.where(std > 1e-12, std, 1.0).tolist()
         return self
@@ -323,7 +327,12 @@ class Standardize(Transform):
         return y * _const(self.std, y) + _const(self.mean, y)
 
     def params(self):
-        return {"mean": self.mean, "std": self.std, "per_feature": self.per_feature}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "per_feature": self.per_feature,
+            "center": self.center,
+        }
 
 
 class EnergyFraction(Transform):

@@ -150,7 +150,9 @@ class ClippedWGANConfig(LCDConfig):
 class ClippedWGAN(LCDModel):
     """The seed's GAN training: a Wasserstein GAN whose critic's weights are clipped to
     ±``clip`` after every update (Arjovsky et al.), RMSprop, ``n_critic`` critic batches per
-    generator batch. Pixels are standardised by one mean and one standard deviation.
+    generator batch. Pixels are divided by their overall standard deviation about 0, as in the
+    seed: an empty pixel stays 0 and a negative output is an empty pixel. (Subtracting the mean
+    too, as the first trained models did, made 0 the mean pixel: they filled every pixel.)
 
     Subclasses build ``generator`` (merged noise → flat transformed showers) and ``critic``
     (images, conditions → scores).
@@ -166,7 +168,7 @@ class ClippedWGAN(LCDModel):
 
     @classmethod
     def pixel_transform(cls, config: LCDConfig) -> Transform:
-        return Standardize(per_feature=False)
+        return Standardize(per_feature=False, center=False)
 
     @property
     def latent_dim(self) -> int:
