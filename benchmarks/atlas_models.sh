@@ -1,17 +1,18 @@
 #!/bin/bash
 # The ATLAS seed's models on atlas-like photons (issue 13): trains the GAN with and without its
-# energy critic and the VAE on all nine energies, and the GAN and the VAE again on seven (8 and
-# 65 GeV left out, `caloforge select`); generates each for the conditions of the held-out set,
-# evaluates it there per energy (`evaluate --by energy`) and prints the issue's tables:
-# response and resolution per energy, the worst separation power and the AUCs per model, and
-# the interpolation rows.
+# energy critic and the VAE with and without IAF on all nine energies, and the GAN and the VAE
+# again on seven (8 and 65 GeV left out, `caloforge select`); generates each for the conditions
+# of the held-out set, evaluates it there per energy (`evaluate --by energy`) and prints the
+# issue's tables: response and resolution per energy, the AUCs and the worst separation power
+# per model, and the interpolation rows.
 #
 #   bash benchmarks/atlas_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]
 #
-# MODEL: atlas-like-gan, atlas-like-gan-no-ecritic, atlas-like-vae, atlas-like-gan-7e,
-# atlas-like-vae-7e (default: all). STEPS (default 10000) training steps each; THREADS (default
-# 1) torch threads per training. An existing run in OUT_DIR is resumed, not redone, so a larger
-# STEPS continues it.
+# MODEL: atlas-like-gan, atlas-like-gan-no-ecritic, atlas-like-vae, atlas-like-vae-no-iaf,
+# atlas-like-gan-7e, atlas-like-vae-7e (default: all). STEPS (default 10000) training steps
+# each; THREADS (default 1) torch threads per training. An existing run in OUT_DIR is resumed,
+# not redone, so a larger STEPS continues it. The IAF check then reads
+#   python benchmarks/vae_iaf_check.py HELDOUT.h5 OUT_DIR/atlas-like-vae-no-iaf OUT_DIR/atlas-like-vae
 set -euo pipefail
 train=${1:?usage: atlas_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]}
 heldout=${2:?usage: atlas_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]}
@@ -19,7 +20,7 @@ out=${3:?usage: atlas_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]}
 shift 3
 models=("$@")
 [ ${#models[@]} -eq 0 ] && models=(atlas-like-gan atlas-like-gan-no-ecritic atlas-like-vae
-  atlas-like-gan-7e atlas-like-vae-7e)
+  atlas-like-vae-no-iaf atlas-like-gan-7e atlas-like-vae-7e)
 repo=$(cd "$(dirname "$0")/.." && pwd)
 caloforge=${CALOFORGE:-$repo/.venv/bin/caloforge}
 export OMP_NUM_THREADS=${THREADS:-1}
@@ -28,8 +29,10 @@ mkdir -p "$out"
 
 seven=$out/train-7-energies.h5  # 8 and 65 GeV (8192 and 65536 MeV) left out
 declare -A family=([atlas-like-gan]=wgan-gp-atlas [atlas-like-gan-no-ecritic]=wgan-gp-atlas
-  [atlas-like-vae]=vae-atlas [atlas-like-gan-7e]=wgan-gp-atlas [atlas-like-vae-7e]=vae-atlas)
-declare -A options=([atlas-like-gan-no-ecritic]="-o energy_critic=false")
+  [atlas-like-vae]=vae-atlas [atlas-like-vae-no-iaf]=vae-atlas [atlas-like-gan-7e]=wgan-gp-atlas
+  [atlas-like-vae-7e]=vae-atlas)
+declare -A options=([atlas-like-gan-no-ecritic]="-o energy_critic=false"
+  [atlas-like-vae-no-iaf]="-o iaf_steps=0")
 for name in "${models[@]}"; do
   data=$train
   if [[ $name == *-7e ]]; then
