@@ -8,8 +8,12 @@ from caloforge.models import load_model, pretrained_models
 from caloforge.sources import sample_primaries, source_from_yaml
 
 
-def test_the_frontier_models_ship():
+def test_the_frontier_and_nyu_models_ship():
     assert {"lhcb-ecal-wgan", "lhcb-ecal-fm", "lhcb-ecal-fm-student"} <= set(pretrained_models())
+    nyu = {"lcd-ecal-lstm", "lcd-ecal-lstm-l2", "lcd-ecal-wgan-mlp", "lcd-ecal-lagan"}
+    assert nyu <= set(pretrained_models())
+    assert load_model("lcd-ecal-lstm").config.output == "mixture"  # the stochastic one
+    assert load_model("lcd-ecal-lstm-l2").config.output == "l2"  # the seed's
 
 
 @pytest.mark.parametrize("name", pretrained_models())
