@@ -25,7 +25,6 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 caloforge=${CALOFORGE:-$repo/.venv/bin/caloforge}
 export OMP_NUM_THREADS=${THREADS:-1}
 steps=${STEPS:-10000}
-mkdir -p "$out"
 
 seven=$out/train-7-energies.h5  # 8 and 65 GeV (8192 and 65536 MeV) left out
 declare -A family=([atlas-like-gan]=wgan-gp-atlas [atlas-like-gan-no-ecritic]=wgan-gp-atlas
@@ -34,10 +33,16 @@ declare -A family=([atlas-like-gan]=wgan-gp-atlas [atlas-like-gan-no-ecritic]=wg
 declare -A options=([atlas-like-gan-no-ecritic]="-o energy_critic=false"
   [atlas-like-vae-no-iaf]="-o iaf_steps=0")
 for name in "${models[@]}"; do
+  [ -n "${family[$name]:-}" ] || { echo "unknown model $name; known: ${!family[*]}" >&2; exit 2; }
+done
+[ "$steps" -ge 4 ] || { echo "STEPS must be at least 4, got $steps" >&2; exit 2; }
+mkdir -p "$out"
+for name in "${models[@]}"; do
   data=$train
   if [[ $name == *-7e ]]; then
     data=$seven
-    [ -f "$seven" ] || "$caloforge" select "$train" --out "$seven" --leave-out energy=8192,65536
+    [ -f "$seven" ] ||  # --overwrite: a copy cut short is redone
+      "$caloforge" select "$train" --out "$seven" --leave-out energy=8192,65536 --overwrite
   fi
   run=$out/$name
   resume=""
@@ -63,6 +68,8 @@ energies = sorted(next(iter(rows.values())))
 
 
 def cell(row, side):
+    if f"response_{side}" not in row:
+        return "too few events"
     return f"{row[f'response_{side}']:.4f} / {row[f'resolution_{side}']:.4f}"
 
 

@@ -548,7 +548,7 @@ def select(
     for item in leave_out or []:
         name, sep, values = item.partition("=")
         try:
-            chosen[name] = [float(v) for v in values.split(",")]
+            chosen.setdefault(name, []).extend(float(v) for v in values.split(","))
         except ValueError:
             sep = ""
         if not sep or not name:

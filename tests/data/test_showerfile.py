@@ -210,14 +210,29 @@ def test_select_leaves_out_condition_values(tmp_path, rng, cli):
     np.testing.assert_array_equal(got.showers, b.showers[expected])
     np.testing.assert_array_equal(got.conditions, b.conditions[expected])
     np.testing.assert_array_equal(got.extras["energy_active"], b.extras["energy_active"][expected])
+    # Repeated, the option adds up; a copy of a copy keeps both records.
+    again = tmp_path / "again.h5"
+    code, stdout, _ = cli(
+        "select", str(out), "--out", str(again), "--leave-out", "a=1024", "--leave-out", "a=262144"
+    )
+    assert code == 1  # nothing is left
+    code, stdout, _ = cli(
+        "select", str(out), "--out", str(again), "--leave-out", "a=1024", "--n", "4"
+    )
+    assert code == 0 and "2 of 10 events" in stdout
+    assert ShowerFile(again).attrs["selection"] == "a not in 8192, 65536; a not in 1024"
+    code, _, stderr = cli("select", str(out), "--out", str(out), "--overwrite")
+    assert code == 1 and "is the input file" in stderr and ShowerFile(out).complete
     # Mistakes are one line, found before anything is written.
     for leave_out, message in [
         ("a=8000", "no event of"),
+        ("a=8192 --n 1", "no event of the first 1 events of"),
         ("c=1", "has no condition 'c' (it has a, b)"),
         ("a=lots", "--leave-out must look like CONDITION=V1,V2"),
         ("a=1024,8192,65536,262144", "leaves no event of"),
     ]:
         bad = tmp_path / "bad.h5"
-        code, _, stderr = cli("select", str(path), "--out", str(bad), "--leave-out", leave_out)
+        option, *more = leave_out.split()
+        code, _, stderr = cli("select", str(path), "--out", str(bad), "--leave-out", option, *more)
         assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1
         assert not bad.exists() and not partial_path(bad).exists()

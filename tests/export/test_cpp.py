@@ -1,4 +1,4 @@
-"""The C++ library (cpp/) against Python, on a pretrained model of every family.
+"""The C++ library (cpp/) against Python, on a pretrained model of every family and graph.
 
 `make cpp` builds libcaloforge against the venv's libtorch; `caloforge export --out M.pt2`
 compiles each model's decode with AOTInductor. The C++ programs must give Python's showers for
@@ -30,17 +30,18 @@ BUILD = ROOT / "build" / "cpp"
 HDF5_HEADERS = ("/usr/include/hdf5/serial/hdf5.h", "/usr/include/hdf5.h")
 
 
-def _one_per_family() -> list[str]:
-    """The first pretrained model, by name, of each family: the C++ side is the same for all,
-    what differs is the graph a family compiles to (each compilation takes a minute or two)."""
-    first: dict[str, str] = {}
+def _one_per_graph() -> list[str]:
+    """The first pretrained model, by name, of each family and output kind (the LSTM's ``l2``
+    takes no noise, its ``mixture`` does): the C++ side is the same for all, what differs is the
+    graph they compile to (each compilation takes a minute or two)."""
+    first: dict[tuple[str, str], str] = {}
     for name in pretrained_models():
-        family = json.loads((resolve_model(name) / "config.json").read_text())["family"]
-        first.setdefault(family, name)
+        config = json.loads((resolve_model(name) / "config.json").read_text())
+        first.setdefault((config["family"], config.get("output", "")), name)
     return sorted(first.values())
 
 
-MODELS = _one_per_family()
+MODELS = _one_per_graph()
 
 
 def _missing_toolchain() -> str | None:

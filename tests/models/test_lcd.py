@@ -103,12 +103,17 @@ def test_decode_is_deterministic_and_fills_only_the_kept_cells(family, lcd_file)
     assert (a[:, ~kept] == 0).all()
 
 
-@pytest.mark.parametrize("family", sorted(TINY))
-def test_train_step_moves_the_networks(family, lcd_file):
-    # the LSTM with both of its heads
-    model, data = fitted(
-        family, lcd_file, **({"output": "slice-energy"} if family == "lstm-lcd" else {})
-    )
+@pytest.mark.parametrize(
+    ("family", "output"),
+    [
+        ("lstm-lcd", "mixture"),
+        ("lstm-lcd", "slice-energy"),
+        ("wgan-mlp-lcd", None),
+        ("lagan-lcd", None),
+    ],
+)
+def test_train_step_moves_the_networks(family, output, lcd_file):
+    model, data = fitted(family, lcd_file, **({"output": output} if output else {}))
     batch = model.to_training(
         data.showers[:16], data.incident_energies[:16, 0], data.conditions[:16]
     )
@@ -120,9 +125,11 @@ def test_train_step_moves_the_networks(family, lcd_file):
         k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(before[k], v)
     }
     assert all(math.isfinite(v) for v in logs.values())
-    if family == "lstm-lcd":
+    if output == "slice-energy":
         assert {"lstm", "head", "slice_head", "particle", "energy", "h0"} <= changed
         assert set(logs) == {"nll", "slice_nll"}
+    elif output == "mixture":
+        assert {"lstm", "head", "particle", "energy", "h0"} <= changed and set(logs) == {"nll"}
     else:
         assert {"generator", "critic", "merge"} <= changed
         clip = model.config.clip

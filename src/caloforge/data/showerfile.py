@@ -540,9 +540,12 @@ def copy_events(
     the attribute ``selection``; a condition the file lacks, or a value no event has, is an
     error, found before anything is written."""
     f = ShowerFile(src)
+    if Path(out).exists() and Path(out).resolve() == f.path.resolve():
+        raise CaloforgeError(f"the output {out} is the input file; choose another name")
     stop = len(f) if n is None else min(n, len(f))
+    within = f"{f.path}" if stop == len(f) else f"the first {stop} events of {f.path}"
     keep = np.ones(stop, bool)
-    selection = []
+    selection = [str(f.attrs["selection"])] if f.attrs.get("selection") else []
     if leave_out:
         conditions = f.read_conditions()[:stop]
         for name, values in leave_out.items():
@@ -554,11 +557,11 @@ def copy_events(
             for value in values:
                 hit = np.isclose(column, value, rtol=1e-6, atol=0)
                 if not hit.any():
-                    raise CaloforgeError(f"no event of {f.path} has {name} = {value:g}")
+                    raise CaloforgeError(f"no event of {within} has {name} = {value:g}")
                 keep &= ~hit
             selection.append(f"{name} not in {', '.join(f'{v:g}' for v in values)}")
         if not keep.any():
-            raise CaloforgeError(f"leaving out {'; '.join(selection)} leaves no event of {f.path}")
+            raise CaloforgeError(f"leaving out {'; '.join(selection)} leaves no event of {within}")
     attrs = f.header | ({"selection": "; ".join(selection)} if selection else {})
     with ShowerWriter.create(
         out,

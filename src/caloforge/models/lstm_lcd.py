@@ -49,6 +49,7 @@ from torch import nn
 
 from caloforge.data.transforms import Log1p, Transform
 from caloforge.detectors import detector_from_yaml
+from caloforge.errors import CaloforgeError
 from caloforge.models.base import TrainBatch
 from caloforge.models.lcd import LCDConfig, LCDModel, unroll
 
@@ -93,6 +94,8 @@ class SliceLSTM(LCDModel):
         sliced = config.output == "slice-energy"
         self.head = nn.Linear(config.hidden + sliced, keep * per_pixel)
         if sliced:
+            if config.slice_upper is None:
+                raise CaloforgeError("output=slice-energy needs slice_upper, fitted by create")
             self.slice_head = nn.Linear(config.hidden, per_value)
 
     @classmethod
@@ -146,11 +149,11 @@ class SliceLSTM(LCDModel):
         layers, keep = self.image_shape
         output = self.config.output
         y_max = self._pixels.y_max
-        if output != "l2":
-            per_slice = noise[:, self.n_pixels * 2 :].reshape(-1, layers, 2)
-            noise = noise[:, : self.n_pixels * 2].reshape(-1, layers, keep, 2)
         if output == "slice-energy":  # no drawn slice above the largest in training
+            per_slice = noise[:, self.n_pixels * 2 :].reshape(-1, layers, 2)
             s_max = math.log1p(self.config.slice_upper / self._pixels.scale)
+        if output != "l2":
+            noise = noise[:, : self.n_pixels * 2].reshape(-1, layers, keep, 2)
         state = self._initial(conditions)
         previous = torch.zeros_like(conditions[:, None, :1]).expand(-1, -1, keep)
         slices = []

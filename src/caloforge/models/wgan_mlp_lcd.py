@@ -10,8 +10,8 @@
   activation; a linear one would make it and the dense layer a single linear map of the image,
   so it is followed by a LeakyReLU.
 - Training: WGAN with weight clipping, RMSprop lr 5e-5, batch 64, 5 critic batches per
-  generator batch (``ClippedWGAN``); pixels divided by their overall standard deviation after
-  removing their mean.
+  generator batch (``ClippedWGAN``); pixels divided by their overall spread about 0, so an
+  empty pixel stays 0.
 """
 
 from __future__ import annotations
