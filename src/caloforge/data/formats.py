@@ -45,6 +45,7 @@ from caloforge.data.showerfile import (
     ShowerWriter,
     check_energies,
     open_h5,
+    refuse_same_file,
 )
 from caloforge.detectors import Detector, detector_from_yaml, load_detector
 from caloforge.errors import CaloforgeError
@@ -676,8 +677,7 @@ def convert(
         The path of the written file.
     """
     src, out = Path(src), Path(out)
-    if src.exists() and out.exists() and src.resolve() == out.resolve():
-        raise CaloforgeError(f"the output {out} is the input file; choose another name")
+    refuse_same_file(src, out)
     reader = open_foreign(src, fmt, binning=binning, energy_scale=energy_scale)
     detector = reader.detector
     attrs = {
@@ -729,8 +729,7 @@ def to_calochallenge(
         The path of the written file.
     """
     src, out = Path(src), Path(out)
-    if src.exists() and out.exists() and src.resolve() == out.resolve():
-        raise CaloforgeError(f"the output {out} is the input file; choose another name")
+    refuse_same_file(src, out)
     f = ShowerFile(src)
     unit = f.energy_unit
     if unit is not None and unit.kind != VISIBLE:

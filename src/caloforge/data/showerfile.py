@@ -40,6 +40,7 @@ __all__ = [
     "copy_events",
     "open_h5",
     "partial_path",
+    "refuse_same_file",
 ]
 
 PARTIAL = ".partial"
@@ -525,6 +526,13 @@ class ShowerWriter:
         return partial
 
 
+def refuse_same_file(src: str | Path, out: str | Path) -> None:
+    """A one-line error if ``out`` is the file ``src``: writing it would destroy what is read."""
+    src, out = Path(src), Path(out)
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise CaloforgeError(f"the output {out} is the input file; choose another name")
+
+
 def copy_events(
     src: str | Path,
     out: str | Path,
@@ -539,9 +547,8 @@ def copy_events(
     ``leave_out``: the training set of an interpolation test. What was left out is recorded in
     the attribute ``selection``; a condition the file lacks, or a value no event has, is an
     error, found before anything is written."""
+    refuse_same_file(src, out)
     f = ShowerFile(src)
-    if Path(out).exists() and Path(out).resolve() == f.path.resolve():
-        raise CaloforgeError(f"the output {out} is the input file; choose another name")
     stop = len(f) if n is None else min(n, len(f))
     within = f"{f.path}" if stop == len(f) else f"the first {stop} events of {f.path}"
     keep = np.ones(stop, bool)
