@@ -1,5 +1,7 @@
 """The ATLAS VAE with IAF, on tiny networks and atlas-like stand-in data."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,47 @@ def test_train_generate_reload(atlas_file, tmp_path):
     model = load_model(tmp_path / "m")
     showers = model.sample(ShowerFile(atlas_file).read(0, 5).conditions, torch.Generator())
     assert showers.shape == (5, 266) and np.isfinite(showers).all()
+
+
+@pytest.mark.parametrize("energy_sigma", [None, 0.05])
+def test_the_total_energy_term_compares_standardised_responses(atlas_file, energy_sigma):
+    model, data = fitted(atlas_file, energy_sigma=energy_sigma)
+    n = 16
+    batch = model.to_training(data.showers[:n], data.incident_energies[:n, 0], data.conditions[:n])
+    with torch.no_grad():  # the decoder gives shower 0 whatever z and the conditions
+        last = model.decoder[-1]
+        last.weight.zero_()
+        last.bias.copy_(batch.showers[0])
+    logs = model.train_step([batch], model.optimizers(), torch.Generator().manual_seed(0), 0)
+    if energy_sigma is None:
+        assert "reconstruction_energy" not in logs
+        return
+    response = data.showers[:n].sum(axis=1) / data.incident_energies[:n, 0]
+    std = model.config.response[1]
+    miss = (response[0] - response) / std
+    expected = 0.5 * np.mean((miss / energy_sigma) ** 2)
+    assert logs["reconstruction_energy"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_generation_draws_z_from_the_conditional_prior(atlas_file):
+    model, data = fitted(atlas_file)
+    c = torch.as_tensor(model.condition_transform.forward(data.conditions[:4]), dtype=torch.float32)
+    noise = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        standard = model.generate_transformed(noise, c)  # a new prior is N(0, 1)
+        assert torch.allclose(standard, model._decode(noise, c))
+        model.prior[-1].bias.copy_(torch.tensor([1.0, -2.0, 0.5, 0.0, math.log(2), -1.0]))
+        shifted = model.generate_transformed(noise, c)
+        sigma = torch.tensor([1.0, 2.0, math.exp(-1.0)])
+        expected = model._decode(torch.tensor([1.0, -2.0, 0.5]) + sigma * noise, c)
+    assert torch.allclose(shifted, expected, atol=1e-6)
+    assert fitted(atlas_file, prior="standard")[0].prior is None
+
+
+def test_the_learning_rate_halves_every_half_life(atlas_file):
+    model, data = fitted(atlas_file, lr_half_life=100)
+    batch = model.to_training(data.showers[:8], data.incident_energies[:8, 0], data.conditions[:8])
+    optimizers = model.optimizers()
+    for step, expected in [(0, 1e-3), (100, 5e-4), (250, 1e-3 * 0.5**2.5)]:
+        model.train_step([batch], optimizers, torch.Generator().manual_seed(0), step)
+        assert optimizers["vae"].param_groups[0]["lr"] == pytest.approx(expected)

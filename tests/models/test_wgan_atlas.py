@@ -8,6 +8,7 @@ from caloforge.data.showerfile import ShowerFile
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import families, get_family, load_model
+from caloforge.models.common import gradient_penalty
 from caloforge.models.wgan_atlas import ATLASWGAN, ATLASWGANConfig
 from caloforge.training.loop import TrainingSettings, train
 from tests.conftest import write_atlas_like
@@ -36,6 +37,7 @@ def test_registry_and_seed_defaults():
     model = ATLASWGAN(cfg)
     widths = [m.out_features for m in model.generator if isinstance(m, torch.nn.Linear)]
     assert widths == [128, 128, 128, 266] and cfg.energy_critic and cfg.gp_lambda == 10
+    assert cfg.energy_penalty == "one-sided"
     with pytest.raises(CaloforgeError, match="conditioned on energy"):
         ATLASWGAN(cfg.model_copy(update={"conditions": ("eta",)}))
 
@@ -57,7 +59,7 @@ def test_energy_critic_sees_the_standardised_response(atlas_file):
     response = data.showers[:20].sum(axis=1) / data.incident_energies[:20, 0]
     mean, std = model.config.response
     expected = (response - mean) / std
-    got = model._energy_input(batch.showers)[:, 0].detach().numpy()
+    got = model.response_input(batch.showers)[:, 0].detach().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -83,7 +85,7 @@ def test_the_energy_critic_alone_moves_the_generator(atlas_file):
     model, data = fitted(atlas_file)
     c = torch.as_tensor(model.condition_transform.forward(data.conditions[:8]), dtype=torch.float32)
     fake = model.generate_transformed(torch.randn(8, 4), c)
-    model.energy_critic(model._energy_input(fake), c).mean().backward()
+    model.energy_critic(model.response_input(fake), c).mean().backward()
     assert model.generator[0].weight.grad.abs().sum() > 0
 
 
@@ -93,3 +95,22 @@ def test_train_generate_reload(atlas_file, tmp_path):
     model = load_model(tmp_path / "m")
     showers = model.sample(ShowerFile(atlas_file).read(0, 5).conditions, torch.Generator())
     assert showers.shape == (5, 266) and np.isfinite(showers).all()
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_a_one_input_critic_turns_round_only_with_the_one_sided_penalty(one_sided):
+    # A linear critic w·x of E_tot that starts the wrong way round (w = -1), reals above the
+    # fakes: the two-sided penalty holds it at w ≈ -1 + Δ/2λ, the one-sided one lets it turn.
+    real, fake = torch.full((64, 1), 1.0), torch.full((64, 1), -1.0)
+    critic = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.fill_(-1.0)
+    optimizer = torch.optim.SGD(critic.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(500):
+        distance = critic(real).mean() - critic(fake).mean()
+        penalty = gradient_penalty(critic, real, fake, generator=g, one_sided=one_sided)
+        optimizer.zero_grad()
+        (10 * penalty - distance).backward()
+        optimizer.step()
+    assert (critic.weight.item() > 0) == one_sided

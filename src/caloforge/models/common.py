@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standardize, Transform
 from caloforge.errors import CaloforgeError
@@ -19,6 +20,7 @@ from caloforge.models.base import GenerativeModel, ModelConfig
 
 __all__ = [
     "AXIS_CONDITIONS",
+    "FractionConfig",
     "FractionModel",
     "LocallyConnected2d",
     "axis_centre",
@@ -44,12 +46,18 @@ def gradient_penalty(
     fake: torch.Tensor,
     *context: torch.Tensor,
     generator: torch.Generator,
+    one_sided: bool = False,
 ) -> torch.Tensor:
     """WGAN-GP's penalty: the mean of (‖∇ₓ critic(x̂, *context)‖ − 1)² at points x̂ drawn
     uniformly on the lines between real and generated samples.
 
     The gradient is taken with respect to the critic's sample input only, so a critic of the
     total energy is penalised on that one input, not on the cells it was summed from.
+
+    ``one_sided``: the Lipschitz penalty max(0, ‖∇‖ − 1)² of Petzka et al. (arXiv:1709.08894),
+    which penalises only slopes above 1. A critic of one input needs it: its slope can change
+    sign only by passing through 0, which the two-sided penalty charges λ for, so a critic that
+    starts (or is pushed) the wrong way round stays there.
 
     Example:
         >>> critic = lambda x: 3.0 * x.sum(dim=1, keepdim=True)  # gradient norm 3 * sqrt(2)
@@ -62,7 +70,8 @@ def gradient_penalty(
     eps = shard_rand(shape, generator)
     mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed, *context).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    excess = grad.flatten(1).norm(dim=1) - 1
+    return (excess.clamp_min(0) if one_sided else excess).pow(2).mean()
 
 
 def mlp(
@@ -156,15 +165,27 @@ def require_conditions(family: str, conditions: tuple[str, ...], needed: tuple[s
         )
 
 
+class FractionConfig(ModelConfig):
+    """What the dense energy-fraction families (``FractionModel``) share in their config."""
+
+    response: tuple[float, float] | None = Field(
+        default=None,
+        description="mean and std of E_tot/E_inc in the training data (fitted): the scale of "
+        "the total-energy input or term",
+    )
+
+
 class FractionModel(GenerativeModel):
     """Base of the dense families conditioned on the energy (the ATLAS GAN and VAE).
 
     Cells are fractions of the incident energy divided by one scale for all cells (a linear
     map, so sums of cells stay sums); conditions are standardised, the energy as its log. The
-    config's ``latent`` is the noise size.
+    config's ``latent`` is the noise size. ``response_input`` gives each shower's E_tot/E_inc,
+    standardised with the training data's mean and spread, differentiably from the
+    transformed cells: the GAN's energy critic judges it, the VAE reconstructs it.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: FractionConfig):
         super().__init__(config)
         require_conditions(self.family, config.conditions, ("energy",))
 
@@ -175,9 +196,33 @@ class FractionModel(GenerativeModel):
             Chain([LogColumns([config.conditions.index("energy")]), Standardize()]),
         )
 
+    @classmethod
+    def create(cls, config, showers, energy, conditions) -> FractionModel:
+        response = showers.sum(axis=1) / energy
+        config = config.model_copy(update={"response": (response.mean(), response.std())})
+        return super().create(config, showers, energy, conditions)
+
     @property
     def latent_dim(self) -> int:
         return self.config.latent
+
+    @property
+    def scaling(self) -> Standardize:
+        """The one scale (and shift) between energy fractions and transformed cells."""
+        return self.shower_transform.steps[1]
+
+    def non_negative(self, output: torch.Tensor) -> torch.Tensor:
+        """Transformed cells from a network's output read as scaled energy fractions, with a
+        ReLU on them (0 is an empty cell) and the standardisation's shift applied after it, so
+        that no cell is negative and what trains is what is generated, with no clamp."""
+        zero = self.scaling.forward(torch.zeros(1, output.shape[1]))
+        return torch.relu(output) + zero
+
+    def response_input(self, transformed: torch.Tensor) -> torch.Tensor:
+        """(N, 1) standardised E_tot/E_inc of transformed showers, differentiable."""
+        fractions = self.scaling.inverse(transformed)
+        mean, std = self.config.response
+        return (fractions.sum(dim=1, keepdim=True) - mean) / std
 
 
 def centroids(showers: np.ndarray, detector) -> np.ndarray:
