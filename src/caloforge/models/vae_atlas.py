@@ -41,10 +41,10 @@ Geant4's goes from 14 % at 1 GeV to 2 % at 65 GeV:
   fixed rate the term swung between 3 and 70 from one step to the next.
 
 With all three the spread follows Geant4's energy dependence (12 % at 1 GeV, 3 % at 262 GeV).
-What falls short: the clamp at 0 removes negative energy that the training counted, which
-raises E_tot/E_inc by 0.5–3 %. The GAN's ReLU on the fractions (``non_negative``) avoids that,
-but in the VAE it left the strips' small cells dead (separation power of the strip widths 0.96
-against 0.63 without it).
+What falls short: E_tot/E_inc comes out 1.5–2.5 % high (8 % at 1 GeV), in part because the
+clamp at 0 removes negative energy that the training counted. The GAN's ReLU on the fractions
+(``non_negative``) avoids the clamp, but in the VAE it left the strips' small cells dead
+(separation power of the strip widths 0.96 against 0.63 without it).
 
 References:
     | ATLAS Collaboration, ATL-SOFT-PUB-2018-001 (seed 001 of this project).
