@@ -1,5 +1,6 @@
 """The ATLAS VAE with IAF, on tiny networks and atlas-like stand-in data."""
 
+import json
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.detectors import load_detector
+from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
 from caloforge.models.vae_atlas import ATLASVAE, ATLASVAEConfig, _IAFStep
 from caloforge.training.loop import TrainingSettings, train
@@ -125,3 +127,31 @@ def test_the_learning_rate_halves_every_half_life(atlas_file):
     for step, expected in [(0, 1e-3), (100, 5e-4), (250, 1e-3 * 0.5**2.5)]:
         model.train_step([batch], optimizers, torch.Generator().manual_seed(0), step)
         assert optimizers["vae"].param_groups[0]["lr"] == pytest.approx(expected)
+
+
+def test_the_prior_log_density_is_a_diagonal_gaussian(atlas_file):
+    model, data = fitted(atlas_file)
+    c = torch.as_tensor(model.condition_transform.forward(data.conditions[:5]), dtype=torch.float32)
+    with torch.no_grad():
+        model.prior[-1].bias.copy_(torch.tensor([0.5, -1.0, 2.0, -0.3, 0.7, 0.1]))
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(2))
+    mean, log_sigma = model.prior_parameters(c)
+    expected = torch.distributions.Normal(mean, log_sigma.exp()).log_prob(z).sum(dim=1)
+    assert torch.allclose(model.prior_log_prob(z, c), expected, atol=1e-5)
+
+
+def test_an_older_model_directory_loads_as_it_was_written(atlas_file, tmp_path):
+    # Written before prior, energy_sigma and lr_half_life existed: N(0, 1), cells alone.
+    old = {"prior": "standard", "energy_sigma": None, "lr_half_life": None}
+    settings = TrainingSettings(steps=2, batch_size=32, checkpoint_every=2, eval_every=2)
+    train("vae-atlas", atlas_file, tmp_path / "m", settings=settings, model_options=TINY | old)
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in config.items() if k not in old}))
+    model = load_model(tmp_path / "m")
+    assert model.prior is None and model.config.energy_sigma is None
+    assert model.config.lr_half_life is None
+    config = json.loads(path.read_text()) | {"prior": "conditional"}  # weights lack the prior
+    path.write_text(json.dumps(config))
+    with pytest.raises(CaloforgeError, match="weights do not fit its config: Missing key"):
+        load_model(tmp_path / "m")

@@ -1,5 +1,7 @@
 """The ATLAS WGAN-GP with its energy critic, on tiny networks and atlas-like stand-in data."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +116,13 @@ def test_a_one_input_critic_turns_round_only_with_the_one_sided_penalty(one_side
         (10 * penalty - distance).backward()
         optimizer.step()
     assert (critic.weight.item() > 0) == one_sided
+
+
+def test_an_older_model_directory_resumes_with_the_two_sided_penalty(atlas_file, tmp_path):
+    settings = TrainingSettings(steps=2, batch_size=32, checkpoint_every=2, eval_every=2)
+    train("wgan-gp-atlas", atlas_file, tmp_path / "m", settings=settings, model_options=TINY)
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    del config["energy_penalty"]  # written before the option existed
+    path.write_text(json.dumps(config))
+    assert load_model(tmp_path / "m").config.energy_penalty == "two-sided"

@@ -41,6 +41,11 @@ class ModelConfig(BaseModel):
     # Options come from the command line as YAML scalars: a version 1 is the string "1".
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
+    older_files: ClassVar[dict[str, Any]] = {}
+    """Options added to a family after models of it were written, with the value that such an
+    older config.json, which lacks them, was trained with: ``read_config`` fills them in, so an
+    older model directory loads, generates and resumes as it was made."""
+
     family: str
     name: str = Field(default="", description="model name recorded in generated files")
     version: str = "0"
@@ -280,7 +285,13 @@ class GenerativeModel(torch.nn.Module, ABC):
         if not isinstance(config, cls.config_class):
             raise CaloforgeError(f"{directory} holds a {config.family!r} model, not {cls.family!r}")
         model = cls(config)
-        model.load_state_dict(load_weights(directory / WEIGHTS))
+        try:
+            model.load_state_dict(load_weights(directory / WEIGHTS))
+        except RuntimeError as exc:  # torch's message: a header, then what is missing
+            lines = str(exc).strip().splitlines()
+            what = lines[min(1, len(lines) - 1)].strip()
+            what = what if len(what) <= 120 else what[:117] + "..."
+            raise CaloforgeError(f"{directory}: weights do not fit its config: {what}") from None
         return model.eval()
 
     def describe(self) -> dict[str, Any]:
@@ -334,7 +345,7 @@ def read_config(directory: Path) -> ModelConfig:
         raise CaloforgeError(f"{path} does not name a model family")
     config_class = get_family(str(data["family"])).config_class
     try:
-        return config_class.model_validate(data)
+        return config_class.model_validate(config_class.older_files | data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])

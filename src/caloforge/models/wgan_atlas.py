@@ -45,7 +45,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -64,6 +64,8 @@ __all__ = ["ATLASWGAN", "ATLASWGANConfig"]
 
 
 class ATLASWGANConfig(FractionConfig):
+    older_files: ClassVar[dict[str, Any]] = {"energy_penalty": "two-sided"}
+
     family: Literal["wgan-gp-atlas"] = "wgan-gp-atlas"
     latent: int = Field(default=64, gt=0)
     hidden: tuple[int, ...] = (128, 128, 128)
