@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <sstream>
 #include <unordered_map>
 
 namespace caloforge {
@@ -27,12 +26,14 @@ std::string first_line(const std::exception& exc) {
   return end == std::string::npos ? text : text.substr(0, end);
 }
 
+// The fields of a comma-separated list, empty ones kept: "MeV," (an energy, then a dimensionless
+// condition) is two units, where std::getline would drop the trailing empty one.
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> parts;
-  if (text.empty()) return parts;
-  std::stringstream stream(text);
-  std::string part;
-  while (std::getline(stream, part, ',')) parts.push_back(part);
+  size_t start = 0;
+  for (size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1)
+    parts.push_back(text.substr(start, comma - start));
+  parts.push_back(text.substr(start));
   return parts;
 }
 

@@ -210,10 +210,13 @@ class GenerativeModel(torch.nn.Module, ABC):
         """Transformed-space showers (N, n_cells) from noise and transformed conditions."""
 
     def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        """Showers in MeV from noise and physical conditions: deterministic, exportable."""
+        """Showers in MeV from noise and physical conditions, as the detector reads them out:
+        deterministic, exportable."""
         c = self.condition_transform.forward(conditions)
         x = self.generate_transformed(noise, c)
-        return self.shower_transform.inverse(x, self.energy_of(conditions)).clamp_min(0)
+        return self.read_out(
+            self.shower_transform.inverse(x, self.energy_of(conditions)).clamp_min(0)
+        )
 
     def check_conditions(self, conditions: np.ndarray) -> None:
         """Refuse physical conditions (N, k) the model cannot take, with a one-line error; a

@@ -183,7 +183,7 @@ class GAN3D(GenerativeModel):
         return float(-scaling.mean / scaling.std)
 
     def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        showers = self.read_out(super().decode(noise, conditions))
+        showers = super().decode(noise, conditions)
         if not self.config.barycentre:
             return showers
         a_x, b_x, a_y, b_y = self.config.drift

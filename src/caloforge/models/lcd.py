@@ -113,9 +113,6 @@ class LCDModel(GenerativeModel):
         """Flat transformed showers (N, pixels) → images (N, 1, layers, keep)."""
         return x.reshape(len(x), 1, *self.image_shape)
 
-    def decode(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self.read_out(super().decode(noise, conditions))
-
 
 def unroll(config: LCDConfig) -> SpiralUnroll:
     """The spiral unrolling a config asks for, on its detector."""
