@@ -87,3 +87,12 @@ def test_dense_and_lcd_families_export_and_match_torch(tmp_path, family, options
     energy = model.energy_of(torch.from_numpy(conditions)).numpy()
     error = np.abs(got - expected)
     assert np.all(error <= 1e-5 * np.abs(expected) + 1e-7 * energy), error.max()
+
+
+def test_every_condition_has_one_unit_field_in_the_packages():
+    # The C++ library reads a package's units as a comma-separated list, one per condition.
+    from caloforge.export.aoti import package_metadata
+
+    entries = package_metadata(load_model("atlas-like-gan"))  # eta: a condition without unit
+    assert entries["caloforge.conditions"] == "energy,eta"
+    assert entries["caloforge.condition_units"] == "MeV,"

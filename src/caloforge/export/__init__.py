@@ -71,7 +71,7 @@ def metadata(model) -> dict[str, Any]:
         "latent_dim": model.latent_dim,
         "noise": "standard normal, independent entries",
         "conditions": list(model.config.conditions),
-        "condition_units": [CONDITIONS[n].split(":")[0] for n in model.config.conditions],
+        "condition_units": [CONDITIONS[n][0] for n in model.config.conditions],
         "training_range": {k: list(v) for k, v in model.config.condition_range.items()},
         "energy_from": energy_source(model),
         "unit": "visible MeV",

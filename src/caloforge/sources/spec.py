@@ -57,18 +57,19 @@ PARTICLES: dict[str, Particle] = {
     )
 }
 
-CONDITIONS: dict[str, str] = {
-    "energy": "MeV: kinetic energy of the primary",
-    "px": "MeV: momentum along x",
-    "py": "MeV: momentum along y",
-    "pz": "MeV: momentum along z (the depth)",
-    "x": "mm: entry point on the front face",
-    "y": "mm: entry point on the front face",
-    "eta": "pseudorapidity of the direction, asinh(dx/dz), for a barrel whose beam runs along x",
-    "theta": "deg: polar angle to the beam along x, 90 - atan2(dx, dz); 90 is normal incidence",
-    "particle": "PDG code of the primary",
+CONDITIONS: dict[str, tuple[str, str]] = {
+    "energy": ("MeV", "kinetic energy of the primary"),
+    "px": ("MeV", "momentum along x"),
+    "py": ("MeV", "momentum along y"),
+    "pz": ("MeV", "momentum along z (the depth)"),
+    "x": ("mm", "entry point on the front face"),
+    "y": ("mm", "entry point on the front face"),
+    "eta": ("", "pseudorapidity of the direction, asinh(dx/dz), beam along x"),
+    "theta": ("deg", "polar angle to the beam along x, 90 - atan2(dx, dz); 90 is normal incidence"),
+    "particle": ("", "PDG code of the primary"),
 }
-"""Every quantity a source can name as a condition, with its unit and meaning."""
+"""Every quantity a source can name as a condition: its unit ("" for a number without one) and
+meaning."""
 
 
 class FixedEnergy(_Model):
