@@ -16,6 +16,12 @@ def test_the_frontier_and_nyu_models_ship():
     assert load_model("lcd-ecal-lstm-l2").config.output == "l2"  # the seed's
 
 
+def test_the_atlas_models_ship():
+    assert {"atlas-like-gan", "atlas-like-vae"} <= set(pretrained_models())
+    assert load_model("atlas-like-gan").config.energy_critic  # the seed's fix, not the ablation
+    assert load_model("atlas-like-vae").config.iaf_steps > 0
+
+
 @pytest.mark.parametrize("name", pretrained_models())
 def test_pretrained_model_samples_read_out_showers(name):
     model = load_model(name)
