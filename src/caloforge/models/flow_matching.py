@@ -173,12 +173,21 @@ class VelocityField(nn.Module):
     def __init__(self, dim: int, n_conditions: int, hidden: int, blocks: int):
         super().__init__()
         self.net = ResidualMLP(dim + n_conditions + 2 * self.FREQUENCIES, hidden, blocks, dim)
-        frequencies = torch.exp(torch.linspace(0.0, math.log(100.0), self.FREQUENCIES))
-        self.register_buffer("frequencies", frequencies, persistent=False)
+        self.register_buffer("frequencies", time_frequencies(), persistent=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        phase = t * self.frequencies
-        return self.net(torch.cat([x, c, torch.sin(phase), torch.cos(phase)], dim=1))
+        return self.net(torch.cat([x, c, time_features(t, self.frequencies)], dim=1))
+
+
+def time_frequencies() -> torch.Tensor:
+    """The frequencies (1 to 100, log-spaced) of the velocity fields' time features."""
+    return torch.exp(torch.linspace(0.0, math.log(100.0), VelocityField.FREQUENCIES))
+
+
+def time_features(t: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """sin and cos of t at each frequency: (N, 1) → (N, 2 · frequencies)."""
+    phase = t * frequencies
+    return torch.cat([torch.sin(phase), torch.cos(phase)], dim=1)
 
 
 class _FiLMBlock(nn.Module):
@@ -234,8 +243,7 @@ class UNetVelocity(nn.Module):
             torch.arange(ny) - (ny - 1) // 2, torch.arange(nx) - (nx - 1) // 2, indexing="ij"
         )
         self.register_buffer("grid", torch.stack([cols, rows])[None].float(), persistent=False)
-        frequencies = torch.exp(torch.linspace(0.0, math.log(100.0), VelocityField.FREQUENCIES))
-        self.register_buffer("frequencies", frequencies, persistent=False)
+        self.register_buffer("frequencies", time_frequencies(), persistent=False)
         self.inp = nn.Conv2d(5, c1, 3, padding=1)
         self.down1 = _FiLMBlock(c1, c1, embedding)
         self.pool1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
@@ -250,8 +258,7 @@ class UNetVelocity(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         ny, nx = self.shape
-        phase = t * self.frequencies
-        e = self.embed(torch.cat([c, torch.sin(phase), torch.cos(phase)], dim=1))
+        e = self.embed(torch.cat([c, time_features(t, self.frequencies)], dim=1))
         image = x[:, 1:].reshape(n, 1, ny, nx)
         response = x[:, :1, None, None].expand(n, 1, ny, nx)
         offset = self.grid.expand(n, 2, ny, nx)
