@@ -607,6 +607,13 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
     overwrite: Overwrite = False,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on this torch device: cpu (default), cuda or cuda:N (with --resume: "
+            "the one it was trained on)."
+        ),
+    ] = None,
     nproc: Annotated[
         int, typer.Option(help="Training processes on this machine (data-parallel, torchrun).")
     ] = 1,
@@ -644,7 +651,8 @@ def train(
         if code != 0:
             raise CaloforgeError(f"training stopped: torchrun's ranks exited with status {code}")
         return
-    # On --resume the checkpoint's settings hold; only a new total of steps may be given.
+    # On --resume the checkpoint's settings hold; only a new total of steps or a device may be
+    # given.
     settings = None
     if not resume:
         settings = TrainingSettings(
@@ -664,6 +672,7 @@ def train(
             model_options=_options(option or []),
             resume=resume,
             steps=steps if resume else None,
+            device=device,
             overwrite=overwrite,
             max_time=None if max_time is None else 60 * max_time,
             progress=lambda step, total, _: update(step, total),

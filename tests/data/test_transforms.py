@@ -46,6 +46,7 @@ CASES = {
     "fraction_chain": lambda: Chain([EnergyFraction(), BoxCox(shift=1e-6), Standardize()]),
     "log_shares": lambda: LogShares(alpha=1e-7),
     "shares_chain": lambda: Chain([LogShares(), Standardize()]),
+    "log_shares_above": lambda: LogShares(threshold=0.05),
 }
 
 
@@ -133,6 +134,29 @@ def test_log_shares_holds_the_response_in_one_coordinate(rng):
     doubled = y.copy()
     doubled[:, 0] += np.log(2.0)  # twice the response: every cell twice, the shape unchanged
     np.testing.assert_allclose(LogShares().inverse(doubled, e), 2 * x, rtol=1e-9, atol=1e-9)
+
+
+def test_log_shares_above_a_threshold_keep_the_read_out_total(rng):
+    x, e = showers(rng), energies(rng)
+    x[:, 0] += 1.0
+    threshold = 0.05
+    x = np.where(x < threshold, rng.uniform(0, 0.3 * threshold, x.shape), x)  # dequantised
+    t = LogShares(threshold=threshold)
+    y = t.forward(x, e)
+    above = np.where(x >= threshold, x, 0).sum(axis=1)
+    np.testing.assert_allclose(np.exp(y[:, 0]), above / e[:, 0])
+    # A model's shares that are off (noise on every cell's log share): whatever falls below the
+    # threshold is read out as 0, and what remains sums to the drawn total, exceeded by at most
+    # a threshold for each cell read out (the ones lifted back to it).
+    noisy = y + np.concatenate([np.zeros((len(y), 1)), rng.normal(0, 0.3, x.shape)], axis=1)
+    for back in (t.inverse(noisy, e), t.inverse(torch.from_numpy(noisy), torch.from_numpy(e))):
+        back = np.asarray(back)
+        read = np.where(back >= threshold, back, 0).sum(axis=1)
+        assert (read >= above * (1 - 1e-9)).all()
+        assert (read - above <= threshold * (back >= threshold).sum(axis=1)).all()
+        assert np.median(read / above - 1) < 1e-9
+    plain = LogShares().inverse(LogShares().forward(x, e) + noisy - y, e)
+    assert np.abs(np.where(plain >= threshold, plain, 0).sum(axis=1) / above - 1).max() > 1e-3
 
 
 def test_directions_are_log_momentum_and_slopes_and_invert(rng):

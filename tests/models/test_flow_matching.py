@@ -178,3 +178,45 @@ def test_teachers_and_student_export_to_onnx_and_match_torch(teacher, lhcb_like,
         np.testing.assert_allclose(
             sampler.decode(noise, conditions), expected, rtol=1e-4, atol=1e-4
         )
+
+
+def test_a_teacher_from_before_the_response_options_trains_and_reads_out_as_it_was_made(
+    teacher, lhcb_like, tmp_path
+):
+    import json
+    import shutil
+
+    new = load_model(teacher)
+    assert new.config.response_weight == 100.0 and new.config.total_above_threshold
+    assert new.shower_transform.steps[0].threshold == new.detector.threshold
+    old = tmp_path / "old"
+    shutil.copytree(teacher, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["response_weight"], config["total_above_threshold"]
+    config["shower_transform"]["steps"][0].pop("threshold")
+    (old / "config.json").write_text(json.dumps(config))
+    model = load_model(old)
+    assert model.config.response_weight == 1.0 and not model.config.total_above_threshold
+    assert model.shower_transform.steps[0].threshold is None
+
+
+def test_the_read_out_sums_to_the_drawn_response(lhcb_like, tmp_path):
+    # Not centred: the shift back to the detector's frame would lose what falls off its edge.
+    train("flow-matching", lhcb_like, tmp_path / "m", settings=SETTINGS,
+          model_options=TINY | {"centre": False})  # fmt: skip
+    model = load_model(tmp_path / "m")
+    conditions = torch.as_tensor(ShowerFile(lhcb_like).read(0, 40).conditions).float()
+    noise = model.noise(40, torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        c, _ = model.network_conditions(conditions)
+        x = model.generate_transformed(noise, c)
+        response = model.shower_transform.steps[1].inverse(x)[:, 0].exp()  # E_sum / E_inc
+        drawn = response * model.energy_of(conditions)[:, 0]
+        showers = model.decode(noise, conditions)
+    read, seen = showers.sum(1), (showers > 0).any(1)
+    assert seen.sum() > 30
+    # Exactly the drawn total, but for cells lifted back to the threshold (LogShares).
+    excess = (read - drawn)[seen]
+    assert (excess > -1e-5 * drawn[seen]).all()
+    lifted = model.detector.threshold * (showers > 0).sum(1)[seen]
+    assert (excess <= lifted + 1e-5 * drawn[seen]).all()

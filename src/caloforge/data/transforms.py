@@ -449,16 +449,33 @@ class LogShares(Transform):
     renormalises the shares, so the cells sum to the drawn total exactly. α keeps the log of an
     empty cell finite; it should lie well below the smallest share a cell above threshold has.
     An empty shower's total counts as ``EMPTY_TOTAL``.
+
+    ``threshold`` (MeV): E_sum counts only the cells at or above it, and the inverse renormalises
+    only the cells that come out at or above it, so that what the detector reads out sums to the
+    drawn total (to within a threshold's fraction of a cell). For showers whose empty cells were
+    dequantised (filled with noise below the threshold): without it, the noise is part of the
+    total, and whatever a model puts below the threshold is lost from the response at read-out.
+
+    Example:
+        >>> t = LogShares(threshold=0.1)
+        >>> x = np.array([[3.0, 1.0, 0.05]])
+        >>> y = t.forward(x, np.array([[8.0]]))
+        >>> round(float(np.exp(y[0, 0])), 3)  # E_sum / E_inc, the 0.05 MeV not counted
+        0.5
+        >>> t.inverse(y, np.array([[8.0]])).round(6)
+        array([[3.  , 1.  , 0.05]])
     """
 
     name = "log_shares"
 
-    def __init__(self, alpha: float = 1e-7):
+    def __init__(self, alpha: float = 1e-7, threshold: float | None = None):
         self.alpha = float(alpha)
+        self.threshold = None if threshold is None else float(threshold)
 
     def forward(self, x, energy=None):
         xp = _ns(x)
-        total = x.sum(1)[:, None].clip(EMPTY_TOTAL, None)
+        counted = x if self.threshold is None else x * (x >= self.threshold)
+        total = counted.sum(1)[:, None].clip(EMPTY_TOTAL, None)
         parts = [xp.log(total / EnergyFraction._energy(energy)), xp.log(x / total + self.alpha)]
         return np.concatenate(parts, 1) if xp is np else xp.cat(parts, 1)
 
@@ -467,10 +484,21 @@ class LogShares(Transform):
         shares = (xp.exp(y[:, 1:]) - self.alpha).clip(0, None)
         # One factor per shower, then one product over the cells.
         total = xp.exp(y[:, :1]) * EnergyFraction._energy(energy)
-        return shares * (total / (shares.sum(1)[:, None] + 1e-30))
+        if self.threshold is None:
+            return shares * (total / (shares.sum(1)[:, None] + 1e-30))
+        cells = shares * total
+        read = cells >= self.threshold
+        kept = (cells * read).sum(1)[:, None]
+        scale = xp.where(kept > 0, total / (kept + 1e-30), 1.0 + 0 * kept)
+        # A cell read out stays at or above the threshold: scaled down, it could drop below and
+        # take its energy with it (the total is then exceeded by at most threshold x
+        # (1 - scale) per such cell).
+        return xp.where(read, (cells * scale).clip(self.threshold, None), cells)
 
     def params(self):
-        return {"alpha": self.alpha}
+        return {"alpha": self.alpha} | (
+            {} if self.threshold is None else {"threshold": self.threshold}
+        )
 
 
 class SpiralUnroll(Transform):

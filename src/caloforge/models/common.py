@@ -224,7 +224,7 @@ class FractionModel(GenerativeModel):
         """Transformed cells from a network's output read as scaled energy fractions, with a
         ReLU on them (0 is an empty cell) and the standardisation's shift applied after it, so
         that no cell is negative and what trains is what is generated, with no clamp."""
-        zero = self.scaling.forward(torch.zeros(1, output.shape[1]))
+        zero = self.scaling.forward(output.new_zeros(1, output.shape[1]))
         return torch.relu(output) + zero
 
     def response_input(self, transformed: torch.Tensor) -> torch.Tensor:
@@ -310,15 +310,15 @@ def _global(shape: tuple[int, ...]) -> tuple[int, ...]:
 def shard_randn(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """``torch.randn(shape)`` for this rank's rows of the global batch (shape[0] local rows)."""
     if _SHARD[1] == 1:
-        return torch.randn(shape, generator=generator)
-    return torch.randn(_global(shape), generator=generator)[rows(shape[0])]
+        return torch.randn(shape, generator=generator, device=generator.device)
+    return torch.randn(_global(shape), generator=generator, device=generator.device)[rows(shape[0])]
 
 
 def shard_rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
     """``torch.rand(shape)`` for this rank's rows of the global batch (shape[0] local rows)."""
     if _SHARD[1] == 1:
-        return torch.rand(shape, generator=generator)
-    return torch.rand(_global(shape), generator=generator)[rows(shape[0])]
+        return torch.rand(shape, generator=generator, device=generator.device)
+    return torch.rand(_global(shape), generator=generator, device=generator.device)[rows(shape[0])]
 
 
 def seeded_generator(*key: int) -> torch.Generator:

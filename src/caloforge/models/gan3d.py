@@ -293,12 +293,12 @@ class GAN3D(GenerativeModel):
 
     def _spectrum(self, powered: torch.Tensor) -> torch.Tensor:
         """The batch's mean fraction of cells per intensity bin, with smooth edges."""
-        edges = torch.tensor(self.config.spectrum_edges or (), dtype=powered.dtype)
+        edges = powered.new_tensor(self.config.spectrum_edges or ())
         width = 0.1 * edges.clamp_min(1e-6)
         above = torch.sigmoid((powered.unsqueeze(-1) - edges) / width).mean(dim=(0, 1))
         occupied = (powered > 0).to(powered.dtype).mean()
         cumulative = torch.cat([occupied.reshape(1), above])
-        return cumulative - torch.cat([above, torch.zeros(1, dtype=powered.dtype)])
+        return cumulative - torch.cat([above, powered.new_zeros(1)])
 
 
 def _image_shape(config: GAN3DConfig) -> tuple[int, int, int]:
@@ -325,7 +325,7 @@ def shift_cells(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     batch in ONNX and AOTInductor, and (N, X, X) + (N, Y, Y) of memory instead of an index per cell.
     """
     ny, nx = images.shape[-2:]
-    x, y = torch.arange(nx), torch.arange(ny)
+    x, y = torch.arange(nx, device=images.device), torch.arange(ny, device=images.device)
     to_x = (x[None, :, None] + shift[:, 0, None, None] == x[None, None, :]).to(images.dtype)
     to_y = (y[None, None, :] + shift[:, 1, None, None] == y[None, :, None]).to(images.dtype)
     return to_y.unsqueeze(1) @ images @ to_x.unsqueeze(1)

@@ -66,7 +66,7 @@ class LAGAN(ClippedWGAN):
 
     def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         energies = super().generate_transformed(noise, conditions)
-        zero = self._scaling.forward(torch.zeros(1, 1))
+        zero = self._scaling.forward(energies.new_zeros(1, 1))
         return energies + zero
 
 

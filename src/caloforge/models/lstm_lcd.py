@@ -131,7 +131,7 @@ class SliceLSTM(LCDModel):
         none = torch.zeros_like(previous[..., :1])  # (N, T, 1)
         continuous, particle = self.split(conditions)
         fixed = torch.cat([self.particle(particle), self.energy(continuous)], dim=1)
-        index = self.slice(torch.arange(t0, t0 + previous.shape[1]))
+        index = self.slice(torch.arange(t0, t0 + previous.shape[1], device=previous.device))
         return torch.cat([previous, fixed[:, None] + none, index + none], dim=2)
 
     def _heads(self, h: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:

@@ -341,7 +341,7 @@ class LHCbWGAN(GenerativeModel):
         """Flat transformed showers → 1×32×32 images, the margin at the value of an empty cell."""
         if self._empty is None:
             self._empty = self.shower_transform.forward(torch.zeros(1, 1), torch.ones(1, 1)).item()
-        image = torch.full((len(flat), 1, SIZE, SIZE), self._empty, dtype=flat.dtype)
+        image = flat.new_full((len(flat), 1, SIZE, SIZE), self._empty)
         image[:, 0, self._top : self._top + self.ny, self._left : self._left + self.nx] = flat.view(
             -1, self.ny, self.nx
         )

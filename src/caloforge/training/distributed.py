@@ -2,9 +2,9 @@
 
 Every family trains data-parallel without a line of its own: the loop hands ``train_step``
 optimizers wrapped in ``AveragingOptimizer``, which averages each parameter's gradient over the
-ranks (one all-reduce of the flattened gradients, gloo on CPU, NCCL on GPU) just before the
-update. That is what ``DistributedDataParallel`` does, moved from the forward pass to the step
-(``DistributedDataParallel`` cannot serve these families: a GAN alternates between networks
+ranks (one all-reduce of the flattened gradients, over gloo: the ranks train on the CPU) just
+before the update. That is what ``DistributedDataParallel`` does, moved from the forward pass to
+the step (``DistributedDataParallel`` cannot serve these families: a GAN alternates between networks
 within a step, so some parameters have no gradient at a given backward pass, and WGAN-GP's
 penalty differentiates through ``torch.autograd.grad``, which DDP's hooks do not support). With
 equal local batches the averaged gradient of the local means is the gradient of the global
@@ -70,7 +70,7 @@ def start() -> World:
     if size <= 1:
         return World()
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "gloo"  # the ranks train on the CPU (the loop refuses --device cuda here)
         where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
         try:
             dist.init_process_group(

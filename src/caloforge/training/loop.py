@@ -11,12 +11,19 @@ Randomness: the batches of epoch e are a permutation drawn from (seed, e); every
 inside step s (noise, interpolation weights) comes from a torch.Generator seeded from (seed, s).
 A resumed run therefore continues exactly, and ends with the weights an uninterrupted run would.
 
+Device: the networks and the training split live on ``settings.device`` (``cpu``, ``cuda``,
+``cuda:N``), and a step's generator is made there, so its draws are the device's: the same seed
+on the same kind of device repeats a run, and a run resumed on another kind continues from the
+checkpoint with that device's draws. The held-out evaluations and the model directory are made
+on the CPU, as ``caloforge generate`` would.
+
 Data-parallel: started by torchrun (``caloforge train --nproc N``), every process runs this loop
 on its own parts of the data; ``caloforge.training.distributed`` says how the runs stay one.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -40,7 +47,7 @@ from caloforge.training import distributed
 from caloforge.training.checkpoint import load_checkpoint, save_checkpoint
 from caloforge.training.distributed import AveragingOptimizer, World
 
-__all__ = ["TrainResult", "TrainingSettings", "train"]
+__all__ = ["TrainResult", "TrainingSettings", "train", "training_device"]
 
 LOG = "training_log.jsonl"
 LAST = "checkpoints/last.safetensors"
@@ -61,6 +68,9 @@ class TrainingSettings(BaseModel):
     holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
     eval_events: int = Field(default=2000, ge=MIN_SAMPLES)
     max_events: int | None = Field(default=None, gt=0)
+    device: str = Field(
+        default="cpu", description="torch device the networks train on: cpu, cuda or cuda:N"
+    )
     data_parts: int = Field(
         default=1,
         gt=0,
@@ -195,6 +205,7 @@ def train(
     overwrite: bool = False,
     max_time: float | None = None,
     steps: int | None = None,
+    device: str | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train a model of ``family`` on a shower file into the model directory ``out``.
@@ -209,29 +220,32 @@ def train(
         overwrite: replace an existing model directory.
         max_time: stop (with a checkpoint) after this many seconds; resume continues.
         steps: with ``resume``, a new total number of steps (to train a finished model further).
+        device: the torch device to train on (default: the settings' ``device``; with
+            ``resume``, the one the model was trained on).
         progress: called after every step with (step, steps, last losses).
     """
     world = distributed.start()
+    how = {"resume": resume, "overwrite": overwrite, "max_time": max_time, "steps": steps}
     try:
-        return _train(
-            world,
-            family,
-            data,
-            out,
-            settings,
-            model_options,
-            resume,
-            overwrite,
-            max_time,
-            steps,
-            progress,
-        )
+        return _train(world, family, data, out, settings, model_options, device, progress, **how)
     finally:
         distributed.stop()
 
 
 def _train(
-    world, family, data, out, settings, model_options, resume, overwrite, max_time, steps, progress
+    world,
+    family,
+    data,
+    out,
+    settings,
+    model_options,
+    device,
+    progress,
+    *,
+    resume,
+    overwrite,
+    max_time,
+    steps,
 ) -> TrainResult:
     out = Path(out)
     started = time.perf_counter()
@@ -243,6 +257,9 @@ def _train(
         if steps is not None:
             settings = settings.model_copy(update={"steps": steps})
             config.training["settings"]["steps"] = steps
+        if device is not None:
+            settings = settings.model_copy(update={"device": device})
+            config.training["settings"]["device"] = device
         if str(Path(data).resolve()) != config.training["data"]["path"]:
             raise CaloforgeError(f"{out} was trained on {config.training['data']['path']}")
     else:
@@ -251,15 +268,23 @@ def _train(
         if world.main and out.exists() and any(out.iterdir()) and not overwrite:
             raise CaloforgeError(f"{out} exists; use --overwrite or --resume")
         settings = settings or TrainingSettings()
+        if device is not None:
+            settings = settings.model_copy(update={"device": device})
         if world.parallel and "data_parts" not in settings.model_fields_set:
             settings = settings.model_copy(update={"data_parts": world.size})
+    on = training_device(settings.device)
+    if world.parallel and on.type != "cpu":
+        raise CaloforgeError(
+            f"data-parallel training runs its processes on the CPU; train on {on} with one "
+            "process (--nproc 1)"
+        )
     cls: type[GenerativeModel] = get_family(family)
     dataset = _Data(Path(data), settings, world, fit_all=not resume and world.main)
     if resume:
         if len(dataset.file) != config.training["data"]["n_events"]:
             raise CaloforgeError(f"{dataset.file.path} changed since {out} was trained on it")
         model = cls(config)
-        if steps is not None and world.main:
+        if (steps is not None or device is not None) and world.main:
             model.save_config(out)
     elif world.main:
         model = _new_model(cls, dataset, settings, model_options or {})
@@ -271,6 +296,7 @@ def _train(
     distributed.barrier(world)
     if not resume and not world.main:
         model = cls.load(out).train()  # the preprocessing and initial weights rank 0 made
+    model.to(on)  # before the optimizers are made, so that their states live there too
     optimizers = model.optimizers()
     loop = {"step": 0, "best_score": None, "best_step": None, "seconds": 0.0}
     if resume:
@@ -279,9 +305,8 @@ def _train(
             _truncate_log(out / LOG, loop["step"])
     if world.parallel:
         optimizers = {k: AveragingOptimizer(v, world) for k, v in optimizers.items()}
-    train_set = model.to_training(
-        dataset.showers, dataset.energy, dataset.conditions, rows=dataset.rows
-    )
+    made = model.to_training(dataset.showers, dataset.energy, dataset.conditions, rows=dataset.rows)
+    train_set = type(made)(*(t.to(on) for t in (made.showers, made.conditions, made.energy)))
     return _run(
         world,
         model,
@@ -295,6 +320,30 @@ def _train(
         max_time,
         progress,
     )
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device called ``name``, refused in one line if this machine has none such."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CaloforgeError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise CaloforgeError(f"caloforge trains on cpu or cuda, not {device.type}")
+    if not torch.cuda.is_available():
+        raise CaloforgeError(f"device {name}: torch {torch.__version__} sees no CUDA GPU here")
+    if (device.index or 0) >= torch.cuda.device_count():
+        raise CaloforgeError(f"device {name}: this machine has {torch.cuda.device_count()} GPUs")
+    return device
+
+
+def _on_cpu(model: GenerativeModel) -> GenerativeModel:
+    """The model itself if it trains on the CPU, else a copy there (to be evaluated)."""
+    if next(model.parameters()).device.type == "cpu":
+        return model
+    return copy.deepcopy(model).cpu()
 
 
 def _new_model(cls, dataset: _Data, settings: TrainingSettings, options: dict) -> GenerativeModel:
@@ -363,14 +412,17 @@ def _run(
                         settings.seed,
                         step * k + j,
                         cache,
-                    )
+                    ),
+                    device=train_set.showers.device,
                 )
                 batches.append(
                     type(train_set)(
                         train_set.showers[idx], train_set.conditions[idx], train_set.energy[idx]
                     )
                 )
-            generator = torch.Generator().manual_seed(_step_seed(settings.seed, step))
+            generator = torch.Generator(train_set.showers.device).manual_seed(
+                _step_seed(settings.seed, step)
+            )
             with shard(world.rank, world.size):
                 losses = model.train_step(batches, optimizers, generator, step)
             step += 1
@@ -385,7 +437,7 @@ def _run(
                         )
                     _log(log, {"step": step, **losses, **timing})
             if main and (step % settings.eval_every == 0 or step == settings.steps):
-                score = holdout_score(model, dataset.holdout, seed=settings.seed)
+                score = holdout_score(_on_cpu(model), dataset.holdout, seed=settings.seed)
                 _log(log, {"step": step, "holdout_mean_separation_power": score})
                 if loop["best_score"] is None or score < loop["best_score"]:
                     loop["best_score"], loop["best_step"] = score, step
@@ -430,6 +482,7 @@ def _finish(model, out: Path, dataset: _Data, settings: TrainingSettings, loop: 
     from caloforge.evaluation.evaluate import write_metrics_json
     from caloforge.training.validation import holdout_metrics
 
+    model.cpu()
     if (out / BEST).exists():
         model.load_weights_from(out / BEST)
     model.save(out)
