@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -145,15 +147,29 @@ def write_lcd_like(path, n, seed):
     return write_primaries(path, detector, source, p, showers, seed)
 
 
-TINY_WGAN = {
-    "latent": 8,
-    "generator_channels": [16, 8, 8, 4],
-    "critic_channels": [4, 8, 8, 16],
-    "n_critic": 2,
-    "regressor_steps": 2,
-    "profile_fit_steps": 20,
+TINY = {
+    "wgan-gp-lhcb": {
+        "latent": 8,
+        "generator_channels": [16, 8, 8, 4],
+        "critic_channels": [4, 8, 8, 16],
+        "n_critic": 2,
+        "regressor_steps": 2,
+        "profile_fit_steps": 20,
+    },
+    "wgan-gp-atlas": {"latent": 4, "hidden": [16, 16], "n_critic": 2},
+    "vae-atlas": {"latent": 3, "hidden": [16, 16], "iaf_steps": 2, "iaf_hidden": [8], "context": 4},
+    "gan-3d": {"latent": 8, "generator_filters": [4, 2, 2], "discriminator_filters": 2},
+    "flow-matching": {"hidden": 32, "blocks": 1, "sample_steps": 3},
+    "lstm-lcd": {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20},
+    "wgan-mlp-lcd": {"latent": 8, "crop": 6, "keep": 20, "critic_filters": 2, "n_critic": 2},
+    "lagan-lcd": {"latent": 8, "channels": [4, 4, 2], "critic_channels": [2, 2, 2], "n_critic": 2},
 }
-"""A WGAN small enough to train a few steps in a second."""
+"""Each family's networks small enough to train a few steps in a second."""
+
+
+def option_args(options: dict) -> list[str]:
+    """``options`` as ``caloforge train``'s ``-o key=value`` arguments."""
+    return [arg for key, value in options.items() for arg in ("-o", f"{key}={json.dumps(value)}")]
 
 
 @pytest.fixture(scope="session")
@@ -168,5 +184,5 @@ def tiny_model(tmp_path_factory, lhcb_like):
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     settings = TrainingSettings(steps=6, batch_size=32, checkpoint_every=3, eval_every=3)
-    train("wgan-gp-lhcb", lhcb_like, out, settings=settings, model_options=TINY_WGAN)
+    train("wgan-gp-lhcb", lhcb_like, out, settings=settings, model_options=TINY["wgan-gp-lhcb"])
     return out

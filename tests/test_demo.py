@@ -23,3 +23,9 @@ def test_demo_runs_the_whole_pipeline(tmp_path, tiny_model):
 def test_demo_refuses_too_few_showers(tmp_path):
     with pytest.raises(CaloforgeError, match="at least 20"):
         demo(tmp_path, n_geant4=5)
+
+
+def test_demo_refuses_a_model_of_another_detector(tmp_path):
+    with pytest.raises(CaloforgeError, match="clic-ecal model"):
+        demo(tmp_path, model="clic-ecal-3dgan")
+    assert not any(tmp_path.iterdir())

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from caloforge.demo import DEMO_MODEL
 from caloforge.errors import CaloforgeError
 
 app = typer.Typer(
@@ -889,6 +890,9 @@ def demo(
     output: Annotated[Path, typer.Option("--out", help="Folder for the demo's files.")] = Path(
         "caloforge-demo"
     ),
+    model: Annotated[
+        str, typer.Option(help="Pretrained lhcb-ecal model name or model directory.")
+    ] = DEMO_MODEL,
     n_geant4: Annotated[int, typer.Option(help="Geant4 showers to simulate.")] = 300,
     n_timing: Annotated[int, typer.Option(help="Model showers to time.")] = 10_000,
     jobs: Annotated[int, typer.Option(help="Geant4 worker processes.")] = 2,
@@ -900,6 +904,7 @@ def demo(
     with _progress("Geant4", "showers") as update:
         result = run_demo(
             output,
+            model=model,
             n_geant4=n_geant4,
             n_timing=n_timing,
             jobs=jobs,
@@ -911,7 +916,7 @@ def demo(
     table = Table("speed", "ms/shower", title="speed (this machine)")
     table.add_row("Geant4 (one core, lhcb-ecal, LHCb source)", f"{result.geant4_ms_per_shower:.1f}")
     table.add_row(
-        f"model ({result.model_backend}, batches of {result.model_batch})",
+        f"{model} ({result.model_backend}, batches of {result.model_batch})",
         f"{result.model_ms_per_shower:.4f}",
     )
     table.add_row("speed-up", f"{result.speedup:,.0f}x")

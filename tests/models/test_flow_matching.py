@@ -16,9 +16,10 @@ from caloforge.models.flow_matching import (
     integrate,
 )
 from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import TINY as TINY_MODELS
 
 CONDITIONS = ("px", "py", "pz", "x", "y")
-TINY = {"hidden": 32, "blocks": 1, "sample_steps": 3}
+TINY = TINY_MODELS["flow-matching"]
 SETTINGS = TrainingSettings(steps=4, batch_size=32, checkpoint_every=2, eval_every=2)
 
 

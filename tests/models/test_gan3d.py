@@ -12,9 +12,10 @@ from caloforge.errors import CaloforgeError
 from caloforge.models import get_family
 from caloforge.models.gan3d import barycentres, shift_cells
 from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import TINY as TINY_MODELS
 from tests.conftest import write_clic_like
 
-TINY = {"latent": 8, "generator_filters": [4, 2, 2], "discriminator_filters": 2}
+TINY = TINY_MODELS["gan-3d"]
 
 
 @pytest.fixture(scope="module")

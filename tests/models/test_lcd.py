@@ -14,13 +14,10 @@ from caloforge.models import get_family, load_model
 from caloforge.models.common import LocallyConnected2d
 from caloforge.models.lstm_lcd import _draw, _log_likelihood
 from caloforge.training.loop import TrainingSettings, train
-from tests.conftest import write_lcd_like
+from tests.conftest import TINY as TINY_MODELS
+from tests.conftest import option_args, write_lcd_like
 
-TINY = {
-    "lstm-lcd": {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20},
-    "wgan-mlp-lcd": {"latent": 8, "crop": 6, "keep": 20, "critic_filters": 2, "n_critic": 2},
-    "lagan-lcd": {"latent": 8, "channels": [4, 4, 2], "critic_channels": [2, 2, 2], "n_critic": 2},
-}
+TINY = {family: TINY_MODELS[family] for family in ("lstm-lcd", "wgan-mlp-lcd", "lagan-lcd")}
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +215,7 @@ def test_bad_input_is_one_line(cli, lcd_file, tmp_path):
     code, _, err = cli(*base, "lstm-lcd", "--out", str(tmp_path / "b"), "-o", "slices=30")
     assert code != 0 and "asked for 30 slices of a detector of 25 layers" in err
     assert "Traceback" not in err
-    options = [x for k, v in TINY["lstm-lcd"].items() for x in ("-o", f"{k}={v}")]
+    options = option_args(TINY["lstm-lcd"])
     assert cli(*base, "lstm-lcd", "--out", str(tmp_path / "m"), *options)[0] == 0
     electrons = tmp_path / "electrons.yaml"
     electrons.write_text(

@@ -13,9 +13,10 @@ from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
 from caloforge.models.vae_atlas import ATLASVAE, ATLASVAEConfig, _IAFStep
 from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import TINY as TINY_MODELS
 from tests.conftest import write_atlas_like
 
-TINY = {"latent": 3, "hidden": [16, 16], "iaf_steps": 2, "iaf_hidden": [8], "context": 4}
+TINY = TINY_MODELS["vae-atlas"]
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ from caloforge.models import families, get_family, load_model
 from caloforge.models.common import gradient_penalty
 from caloforge.models.wgan_atlas import ATLASWGAN, ATLASWGANConfig
 from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import TINY as TINY_MODELS
 from tests.conftest import write_atlas_like
 
-TINY = {"latent": 4, "hidden": [16, 16], "n_critic": 2}
+TINY = TINY_MODELS["wgan-gp-atlas"]
 
 
 @pytest.fixture(scope="module")

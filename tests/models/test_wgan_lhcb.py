@@ -8,7 +8,9 @@ from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import families, get_family, load_model
 from caloforge.models.wgan_lhcb import LateralProfile, LHCbWGAN, LHCbWGANConfig, _fit_resolution
-from tests.conftest import TINY_WGAN
+from tests.conftest import TINY
+
+TINY_WGAN = TINY["wgan-gp-lhcb"]
 
 CONDITIONS = ("px", "py", "pz", "x", "y")
 

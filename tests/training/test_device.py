@@ -14,33 +14,24 @@ from caloforge.errors import CaloforgeError
 from caloforge.models import load_model
 from caloforge.training.loop import TrainingSettings, train, training_device
 from tests.conftest import (
-    TINY_WGAN,
+    TINY,
     write_atlas_like,
     write_clic_like,
     write_lcd_like,
     write_lhcb_like,
 )
 
-FLOW = {"hidden": 32, "blocks": 1, "sample_steps": 3}
+FLOW = TINY["flow-matching"]
 FAMILIES = {
-    "wgan-gp-lhcb": ("lhcb", TINY_WGAN),
+    "wgan-gp-lhcb": ("lhcb", TINY["wgan-gp-lhcb"]),
     "flow-matching": ("lhcb", FLOW | {"response_weight": 30}),
     "flow-matching-unet": ("lhcb", {"network": "unet", "channels": [4, 4, 4], "sample_steps": 2}),
-    "wgan-gp-atlas": ("atlas", {"latent": 4, "hidden": [16, 16], "n_critic": 2}),
-    "vae-atlas": (
-        "atlas",
-        {"latent": 3, "hidden": [16, 16], "iaf_steps": 2, "iaf_hidden": [8], "context": 4},
-    ),
-    "gan-3d": ("clic", {"latent": 8, "generator_filters": [4, 2, 2], "discriminator_filters": 2}),
-    "lstm-lcd": ("lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20}),
-    "wgan-mlp-lcd": (
-        "lcd",
-        {"latent": 8, "crop": 6, "keep": 20, "critic_filters": 2, "n_critic": 2},
-    ),
-    "lagan-lcd": (
-        "lcd",
-        {"latent": 8, "channels": [4, 4, 2], "critic_channels": [2, 2, 2], "n_critic": 2},
-    ),
+    "wgan-gp-atlas": ("atlas", TINY["wgan-gp-atlas"]),
+    "vae-atlas": ("atlas", TINY["vae-atlas"]),
+    "gan-3d": ("clic", TINY["gan-3d"]),
+    "lstm-lcd": ("lcd", TINY["lstm-lcd"]),
+    "wgan-mlp-lcd": ("lcd", TINY["wgan-mlp-lcd"]),
+    "lagan-lcd": ("lcd", TINY["lagan-lcd"]),
 }
 WRITERS = {
     "lhcb": lambda p: write_lhcb_like(p, 300, seed=1),

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from tests.conftest import write_atlas_like
+from tests.conftest import TINY, option_args, write_atlas_like
 
 LAST = "checkpoints/last.safetensors"
-GAN = ("wgan-gp-atlas", ["-o", "latent=4", "-o", "hidden=[16,16]", "-o", "n_critic=2"])
-FLOW = ("flow-matching", ["-o", "hidden=32", "-o", "blocks=1", "-o", "sample_steps=3"])
+GAN = ("wgan-gp-atlas", option_args(TINY["wgan-gp-atlas"]))
+FLOW = ("flow-matching", option_args(TINY["flow-matching"]))
 
 
 @pytest.fixture(scope="module")

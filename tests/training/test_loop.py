@@ -7,7 +7,9 @@ from safetensors.torch import load_file
 
 from caloforge.errors import CaloforgeError
 from caloforge.training.loop import TrainingSettings, train
-from tests.conftest import TINY_WGAN, write_lhcb_like
+from tests.conftest import TINY, option_args, write_lhcb_like
+
+TINY_WGAN = TINY["wgan-gp-lhcb"]
 
 
 def settings(**kw):
@@ -97,7 +99,7 @@ def test_a_finished_training_can_be_extended(tmp_path, lhcb_like):
 
 def test_cli_stops_on_max_time_and_resumes(tmp_path, lhcb_like, cli):
     out = tmp_path / "m"
-    options = [f"-o{key}={value}" for key, value in TINY_WGAN.items()]
+    options = option_args(TINY_WGAN)
     args = ["train", "wgan-gp-lhcb", "--data", str(lhcb_like), "--out", str(out)]
     code, stdout, _ = cli(*args, "--steps", "4", "--batch-size", "32", "--max-time", "0", *options)
     assert code == 0 and "continue with --resume" in stdout
