@@ -61,9 +61,8 @@ def demo(
     from caloforge.evaluation.report import write_report
     from caloforge.geant4.run import simulate
     from caloforge.generate import DEFAULT_BATCH_SIZE, generate
-    from caloforge.sources import load_source
-
     from caloforge.models import load_model
+    from caloforge.sources import load_source
 
     say = stage or (lambda _: None)
     if n_geant4 < 20 or n_timing < 1:

@@ -151,7 +151,8 @@ class FlowMatchingConfig(_FlowConfig):
     hidden: int = Field(default=1024, gt=0, description="width of the velocity field's MLP")
     blocks: int = Field(default=3, gt=0, description="residual blocks of the MLP")
     channels: tuple[int, int, int] = Field(
-        default=(32, 64, 96), description="the U-Net's channels at full, half and quarter size"
+        default=(16, 32, 48),
+        description="the U-Net's channels at full, half and quarter size (the sizes measured)",
     )
     lr: float = Field(default=1e-3, gt=0, description="peak learning rate (cosine decay)")
     response_weight: float = Field(
