@@ -18,6 +18,7 @@ import numpy as np
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.evaluation.observables import apply_threshold, transverse_image
+from caloforge.models.common import centroids
 
 RINGS = ((0, 1), (1, 3), (3, 6), (6, 8), (8, np.inf))
 FAR = 6
@@ -30,12 +31,12 @@ def rings(path: Path) -> list[str]:
     if readout is None or len(detector.readout_layers) != 1:
         raise SystemExit(f"{path}: {detector.name} has no one-layer cartesian readout")
     ny, nx = readout.shape
-    showers = apply_threshold(file.read().showers, detector.threshold).reshape(-1, ny, nx)
+    cells = apply_threshold(file.read().showers, detector.threshold)
+    column, row = centroids(cells, detector).T
+    showers = cells.reshape(-1, ny, nx)
     total = showers.sum((1, 2))
     rows, cols = np.mgrid[:ny, :nx]
-    cx = (showers * cols).sum((1, 2)) / total
-    cy = (showers * rows).sum((1, 2)) / total
-    r = np.hypot(cols[None] - cx[:, None, None], rows[None] - cy[:, None, None])
+    r = np.hypot(cols[None] - column[:, None, None], rows[None] - row[:, None, None])
     fractions = [
         100 * ((showers * ((r >= a) & (r < b))).sum((1, 2)) / total).mean() for a, b in RINGS
     ]
