@@ -2,13 +2,14 @@
 
 Every pretrained model of the held-out file's detector (or the models given) generates
 showers for that file's conditions (seed 1, ONNX Runtime), is evaluated against it (CaloChallenge's
-classifier unless --quick, and a second opinion from gradient-boosted trees on the raw cells) and
-benched (torch and ONNX Runtime, batches of 1 000 and 10 000); Geant4 is timed on one core in the
-same run for the speed-ups. Writes to OUT:
+classifier unless --quick, and the evaluation's second opinion from gradient-boosted trees on the
+cells) and benched (torch and ONNX Runtime, batches of 1 000 and 10 000); Geant4 is timed on one
+core in the same run for the speed-ups. Writes to OUT:
 
 - ``frontier.json``: one row per model, the numbers and the commands' settings;
 - ``frontier.md``: the table the README shows;
-- ``frontier.png``: classifier AUC (cells) against ms/shower;
+- ``frontier.png``: classifier AUC (cells, the larger of the network's and the trees') against
+  ms/shower;
 - ``<model>/metrics.json`` and ``report.html``: each model's whole evaluation.
 
 Usage: python benchmarks/frontier.py HELDOUT.h5 --out DIR [--models NAME_OR_DIR ...] [--quick]
@@ -29,10 +30,8 @@ import torch
 
 from caloforge.bench import bench, geant4_ms_per_shower
 from caloforge.data.showerfile import ShowerFile, copy_events
-from caloforge.evaluation.classifier import boosted_auc, low_level_inputs
 from caloforge.evaluation.evaluate import evaluate, write_metrics
-from caloforge.evaluation.observables import apply_threshold
-from caloforge.evaluation.report import write_report
+from caloforge.evaluation.report import cells_auc, write_report
 from caloforge.generate import generate
 from caloforge.models import load_model, pretrained_models
 
@@ -52,13 +51,6 @@ def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
     write_metrics(evaluation, folder)
     write_report(evaluation, folder)
     m = evaluation.metrics
-    threshold = evaluation.detector.threshold
-    ref, gen = ShowerFile(reference).read(), ShowerFile(generated).read()
-    trees = boosted_auc(
-        low_level_inputs(apply_threshold(ref.showers, threshold), ref.incident_energies),
-        low_level_inputs(apply_threshold(gen.showers, threshold), gen.incident_energies),
-        seed=0,
-    )
     worst = max(m["separation_power"].items(), key=lambda kv: kv[1])
     timed = bench(name, backends=("torch", "onnx"), batch_sizes=(1000, 10_000))
     speed = min(timed.points, key=lambda p: p.ms_per_shower)  # best backend, batch >= 1000
@@ -68,7 +60,8 @@ def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
         "family": load_model(name).family,
         "auc_cells": m["classifier_auc_low"],
         "auc_features": m["classifier_auc_high"],
-        "auc_cells_trees": trees,
+        "auc_cells_trees": m["classifier_auc_low_trees"],
+        "auc_cells_larger": cells_auc(m),
         "fpd_x1e3": 1e3 * m["fpd"],
         "fpd_err_x1e3": 1e3 * m["fpd_err"],
         "worst_separation": worst[0],
@@ -106,10 +99,10 @@ def _plot(rows: list[dict], geant4_ms: float, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
-        ax.scatter(r["ms_per_shower"], r["auc_cells"], s=40)
+        ax.scatter(r["ms_per_shower"], r["auc_cells_larger"], s=40)
         ax.annotate(
             r["model"],
-            (r["ms_per_shower"], r["auc_cells"]),
+            (r["ms_per_shower"], r["auc_cells_larger"]),
             fontsize=8,
             xytext=(4, 4),
             textcoords="offset points",
@@ -118,7 +111,7 @@ def _plot(rows: list[dict], geant4_ms: float, path: Path) -> None:
     ax.annotate("Geant4", (geant4_ms, 0.5), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("ms per shower (this machine)")
-    ax.set_ylabel("classifier AUC, cells")
+    ax.set_ylabel("classifier AUC, cells (larger of network, trees)")
     ax.set_ylim(0.45, 1.02)
     ax.axhline(0.6, ls=":", color="grey")
     fig.tight_layout()

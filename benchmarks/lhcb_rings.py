@@ -4,7 +4,8 @@ For each file: the mean fraction of the energy in rings 0-1, 1-3, 3-6, 6-8 and b
 of the energy-weighted centroid, the cells above the detector's threshold at 6 cells or more
 per shower, their median energy, and how many of them hold less than twice the threshold.
 The energy-weighted width is dominated by the far cells, so a model with the right number of
-them but too little energy in each comes out narrow.
+them but too little energy in each comes out narrow. Rings and far cells are those of the
+evaluation (``ring_fractions`` and ``far_cell_energies`` in ``caloforge.evaluation.observables``).
 
 Usage: python benchmarks/lhcb_rings.py SHOWERS.h5 [MORE.h5 ...]   (a Markdown table)
 """
@@ -17,33 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from caloforge.data.showerfile import ShowerFile
-from caloforge.evaluation.observables import apply_threshold, transverse_image
-from caloforge.models.common import centroids
-
-RINGS = ((0, 1), (1, 3), (3, 6), (6, 8), (8, np.inf))
-FAR = 6
+from caloforge.evaluation.observables import (
+    FAR_CELLS,
+    RINGS,
+    apply_threshold,
+    far_cell_energies,
+    one_layer_image,
+    ring_fractions,
+)
 
 
 def rings(path: Path) -> list[str]:
     file = ShowerFile(path)
     detector = file.detector
-    readout = transverse_image(detector)
-    if readout is None or len(detector.readout_layers) != 1:
+    if one_layer_image(detector) is None:
         raise SystemExit(f"{path}: {detector.name} has no one-layer cartesian readout")
-    ny, nx = readout.shape
     cells = apply_threshold(file.read().showers, detector.threshold)
-    column, row = centroids(cells, detector).T
-    showers = cells.reshape(-1, ny, nx)
-    total = showers.sum((1, 2))
-    rows, cols = np.mgrid[:ny, :nx]
-    r = np.hypot(cols[None] - column[:, None, None], rows[None] - row[:, None, None])
-    fractions = [
-        100 * ((showers * ((r >= a) & (r < b))).sum((1, 2)) / total).mean() for a, b in RINGS
-    ]
-    far = showers[(showers > 0) & (r >= FAR)]
-    n = len(showers)
+    fractions = ring_fractions(cells, detector)
+    far = far_cell_energies(cells, detector)
+    n = len(cells)
     faint = (far < 2 * detector.threshold).sum() / n
-    return [f"{f:.2f}" for f in fractions] + [
+    return [f"{100 * fractions[name].mean():.2f}" for name in RINGS] + [
         f"{len(far) / n:.1f}",
         f"{np.median(far):.2f}",
         f"{faint:.1f}",
@@ -54,8 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args()
-    head = ["file"] + [f"E % r {a}-{b}" for a, b in RINGS]
-    head += [f"cells r ≥ {FAR}", "their median MeV", "of them < 2 x threshold"]
+    head = ["file"] + [f"E % {name}" for name in RINGS]
+    head += [f"cells r ≥ {FAR_CELLS:g}", "their median MeV", "of them < 2 x threshold"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for path in args.files:

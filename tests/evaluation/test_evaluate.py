@@ -4,16 +4,18 @@ import h5py
 import numpy as np
 import pytest
 
-from caloforge.data.showerfile import ShowerBatch, ShowerWriter
+from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
-from caloforge.evaluation.evaluate import evaluate, write_metrics
+from caloforge.evaluation.evaluate import Sample, compare, evaluate, load_sample, write_metrics
+from caloforge.evaluation.observables import FAR_CELLS, centroid_distances
 from tests.conftest import write_lhcb_like
 
 KEYS = (
     "n_generated",
     "n_reference",
     "classifier_auc_low",
+    "classifier_auc_low_trees",
     "classifier_auc_high",
     "fpd",
     "fpd_err",
@@ -22,6 +24,7 @@ KEYS = (
     "separation_power",
     "w1",
     "observables",
+    "far_cell_spectrum_separation_power",
 )
 
 
@@ -33,13 +36,20 @@ def pair(tmp_path_factory):
     return gen, ref
 
 
-def test_metrics_contract_and_determinism(pair, tmp_path):
+@pytest.fixture(scope="module")
+def quick(pair):
     gen, ref = pair
-    a = evaluate(gen, ref, seed=3, quick=True, allow_condition_mismatch=True)
+    return evaluate(gen, ref, seed=3, quick=True, allow_condition_mismatch=True)
+
+
+def test_metrics_contract_and_determinism(pair, quick, tmp_path):
+    gen, ref = pair
+    a = quick
     for key in KEYS:
         assert key in a.metrics
     assert set(a.metrics["separation_power"]) == set(a.metrics["observables"])
     assert "asym_long" in a.metrics["observables"]  # the LHCb cluster observables
+    assert "ring_8-inf" in a.metrics["separation_power"]  # the rings of a one-layer readout
     assert isinstance(a.metrics["histogram_bins"], int) and a.metrics["histogram_bins"] > 1
     path = write_metrics(a, tmp_path / "one")
     b = evaluate(gen, ref, seed=3, quick=True, allow_condition_mismatch=True)
@@ -47,6 +57,38 @@ def test_metrics_contract_and_determinism(pair, tmp_path):
     c = evaluate(gen, ref, seed=4, quick=True, allow_condition_mismatch=True)
     assert c.metrics["classifier_auc_low"] != a.metrics["classifier_auc_low"]
     assert json.loads(path.read_text())["n_reference"] == 400
+
+
+def test_boosted_trees_judge_the_cells(pair, quick, tmp_path):
+    _, ref = pair
+    assert abs(quick.metrics["classifier_auc_low_trees"] - 0.5) < 0.15
+    wide = write_lhcb_like(tmp_path / "wide.h5", 400, seed=3, widen=2.0)
+    different = evaluate(wide, ref, seed=3, quick=True, allow_condition_mismatch=True)
+    assert different.metrics["classifier_auc_low_trees"] > 0.9
+
+
+def test_far_cell_spectrum_separation(tmp_path):
+    # Blobs three times wider than the pair's, so that cells beyond 6 cells hold energy.
+    ref = write_lhcb_like(tmp_path / "wide.h5", 200, seed=1, widen=3.0)
+    detector = load_detector("lhcb-ecal")
+    sample = load_sample(ref, None, detector.threshold)
+    far = centroid_distances(sample.showers, detector) >= FAR_CELLS
+    brighter = np.where(far, 10 * sample.showers, sample.showers)  # only the far cells
+
+    def metrics(showers):
+        gen = Sample(showers, sample.energy, sample.conditions)
+        names = ShowerFile(ref).condition_names
+        return compare(
+            sample, gen, detector, names, threshold=detector.threshold, classifier=False
+        ).metrics
+
+    same = metrics(sample.showers.copy())
+    assert same["far_cell_spectrum_separation_power"] == pytest.approx(0.0, abs=1e-12)
+    assert same["classifier_auc_low_trees"] is None
+    shifted = metrics(brighter)
+    assert shifted["far_cell_spectrum_separation_power"] > 0.3
+    # The whole spectrum dilutes the far cells among the near ones.
+    assert shifted["cell_spectrum_separation_power"] < shifted["far_cell_spectrum_separation_power"]
 
 
 def test_bins_per_energy_and_angle(pair):

@@ -19,10 +19,14 @@ import pytest
 from caloforge.data.showerfile import ShowerBatch, ShowerWriter
 from caloforge.detectors import Detector, detector_from_yaml, load_detector
 from caloforge.evaluation.evaluate import Evaluation, evaluate, write_metrics
+from caloforge.evaluation.observables import RINGS
 from caloforge.evaluation.report import (
     MAX_PANELS,
     _feature_groups,
     _image_layers,
+    _Labels,
+    _verdict_html,
+    cells_auc,
     summary_rows,
     write_report,
 )
@@ -237,6 +241,7 @@ def test_summary_rows_read_metrics_json_back(lhcb, tmp_path):
 def test_summary_rows_round_to_the_error():
     metrics = {
         "classifier_auc_low": 0.61234,
+        "classifier_auc_low_trees": 0.7,
         "classifier_auc_high": 0.5,
         "kpd": 1.234e-4,
         "kpd_err": 5.6e-5,
@@ -246,6 +251,7 @@ def test_summary_rows_round_to_the_error():
     }
     rows = dict(summary_rows(metrics))
     assert rows["classifier AUC, cells"] == "0.612"
+    assert rows["classifier AUC, cells, boosted trees"] == "0.700"
     assert rows["classifier AUC, features"] == "0.500"
     assert rows["KPD ×10³"] == "0.123 ± 0.056"
     assert rows["FPD ×10³"] == "12.3"
@@ -257,6 +263,30 @@ def test_summary_rows_say_what_was_not_computed():
     assert rows["classifier AUC, cells"] == "n/a"
     assert rows["FPD ×10³"] == "n/a"
     assert rows["largest separation power"] == "n/a"
+
+
+def test_the_verdict_judges_the_cells_by_the_larger_auc():
+    metrics = {"classifier": {"low": {"settings": "quick"}}, "classifier_auc_high": 0.9}
+    for network, trees, larger in ((0.61, 0.72, "0.720"), (0.83, 0.72, "0.830")):
+        metrics |= {"classifier_auc_low": network, "classifier_auc_low_trees": trees}
+        assert cells_auc(metrics) == float(larger)
+        page = _verdict_html(metrics, _Labels("Geant4", "model"))
+        card = page[page.index("classifier AUC · cells") :]
+        assert card.index(larger) < card.index("the larger of network (quick)")
+    assert cells_auc({"classifier_auc_low": 0.6, "classifier_auc_low_trees": None}) == 0.6
+    assert cells_auc({"classifier_auc_low": None}) is None
+
+
+def test_rings_and_far_cells_of_a_one_layer_readout_only(lhcb, polar):
+    evaluation, path = lhcb
+    assert set(RINGS) <= set(evaluation.features)
+    assert "Energy in rings around the centroid" in path.read_text(encoding="utf-8")
+    assert "far cell spectrum separation power (r ≥ 6 cells)" in dict(
+        summary_rows(evaluation.metrics)
+    )
+    other, _ = polar
+    assert not set(RINGS) & set(other.features)
+    assert "far_cell_spectrum_separation_power" not in other.metrics
 
 
 def test_many_layers_fit_in_few_figures():

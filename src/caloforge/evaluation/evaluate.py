@@ -4,9 +4,11 @@ The two files must describe the same detector, hold energies in the same unit an
 condition distribution. Cells below the readout threshold are zeroed in both, then every
 high-level feature is compared by separation power and Wasserstein-1, all of them together by FPD
 and KPD, and the showers by the CaloChallenge classifier test on cells (low-level) and on
-features (high-level). The same comparisons of E_tot and of the response repeat in bins of
-energy, angle and particle type. Everything is seeded: the same files and seed give the same
-metrics.json.
+features (high-level), with a second opinion on the cells from gradient-boosted trees. The
+spectrum of the cell energies is compared by separation power, on a one-layer cartesian readout
+that of the cells far from the shower's centroid too. The same comparisons of E_tot and of the
+response repeat in bins of energy, angle and particle type. Everything is seeded: the same files
+and seed give the same metrics.json.
 
 Two protocols. ``caloforge`` (the default) uses the project's estimators: separation powers on
 √N bins at the reference's quantiles with under- and overflow counted, FPD and KPD on features
@@ -39,7 +41,9 @@ from caloforge.evaluation.conditions import (
 from caloforge.evaluation.observables import (
     apply_threshold,
     cell_energies,
+    far_cell_energies,
     high_level_features,
+    one_layer_image,
 )
 
 __all__ = [
@@ -400,13 +404,16 @@ def compare(
     notes += sorted({str(w.message) for w in caught})
 
     results: dict[str, Any] = {}
+    trees = None
     if classifier:
-        from caloforge.evaluation.classifier import PROTOCOL, QUICK, classifier_auc
+        from caloforge.evaluation.classifier import PROTOCOL, QUICK, boosted_auc, classifier_auc
 
         settings = QUICK if quick else PROTOCOL
         for level, label in (("low", "cells"), ("high", "features")):
             say(f"classifier ({label}{', quick' if quick else ''})")
             results[level] = classifier_auc(*part.inputs[level], seed=seed, settings=settings)
+        say("boosted trees (cells)")
+        trees = boosted_auc(*part.inputs["low"], seed=seed)
 
     say("bins")
     per_bin = _binned(ref, gen, names)
@@ -421,6 +428,7 @@ def compare(
         "n_generated": len(gen),
         "n_reference": len(ref),
         "classifier_auc_low": results["low"].auc if classifier else None,
+        "classifier_auc_low_trees": trees,
         "classifier_auc_high": results["high"].auc if classifier else None,
         "fpd": part.fpd[0],
         "fpd_err": part.fpd[1],
@@ -431,6 +439,11 @@ def compare(
         "separation_power": part.separation,
         "w1": part.w1,
         "cell_spectrum_separation_power": part.spectrum,
+        **(
+            {}
+            if part.far_spectrum is None
+            else {"far_cell_spectrum_separation_power": part.far_spectrum}
+        ),
         "observables": list(ref.features),
         "metric_features": part.metric_features,
         "classifier": {k: vars(v) for k, v in results.items()},
@@ -469,6 +482,7 @@ class _ProtocolMetrics:
     metric_features: list[str]
     bins: int | str
     inputs: dict[str, tuple[np.ndarray, np.ndarray]]
+    far_spectrum: float | None = None
 
 
 def _caloforge_metrics(ref, gen, detector, threshold, seed, say) -> _ProtocolMetrics:
@@ -480,7 +494,14 @@ def _caloforge_metrics(ref, gen, detector, threshold, seed, say) -> _ProtocolMet
         n: distances.separation_power(ref.features[n], gen.features[n], bins) for n in feature_names
     }
     w1 = {n: distances.wasserstein1(ref.features[n], gen.features[n]) for n in feature_names}
-    spectrum = _cell_spectrum_separation(ref.showers, gen.showers, bins)
+    spectrum = _spectrum_separation(cell_energies(ref.showers), cell_energies(gen.showers), bins)
+    far_spectrum = None
+    if one_layer_image(detector) is not None:
+        far = [
+            in_chunks(lambda s, e, c: {"far": far_cell_energies(s, detector)}, x)["far"]
+            for x in (ref, gen)
+        ]
+        far_spectrum = _spectrum_separation(*far, bins)
     # FPD, KPD and the high-level classifier use the features that vary in the reference; the
     # spreads repeat the widths.
     varying = [
@@ -499,6 +520,7 @@ def _caloforge_metrics(ref, gen, detector, threshold, seed, say) -> _ProtocolMet
         separation=separation,
         w1=w1,
         spectrum=spectrum,
+        far_spectrum=far_spectrum,
         fpd=distances.fpd(ref_matrix, gen_matrix, seed=seed),
         kpd=distances.kpd(ref_matrix, gen_matrix, seed=seed),
         fpd_kpd_scale=(
@@ -597,12 +619,12 @@ def histogram_bins(n_reference: int) -> int:
     return int(np.clip(np.sqrt(n_reference), 10, 50))
 
 
-def _cell_spectrum_separation(ref: np.ndarray, gen: np.ndarray, bins: int) -> float:
-    """Separation power of the non-zero cell energies, in log10, on the reference's bins."""
-    a, b = cell_energies(ref), cell_energies(gen)
-    if len(a) < 2 or len(b) < 2:
+def _spectrum_separation(ref: np.ndarray, gen: np.ndarray, bins: int) -> float:
+    """Separation power of two spectra of non-zero cell energies, in log10, on the reference's
+    bins; NaN when either holds fewer than two cells."""
+    if len(ref) < 2 or len(gen) < 2:
         return float("nan")
-    return distances.separation_power(np.log10(a), np.log10(b), bins)
+    return distances.separation_power(np.log10(ref), np.log10(gen), bins)
 
 
 def _binned(ref: Sample, gen: Sample, names: tuple[str, ...]) -> list[dict[str, Any]]:

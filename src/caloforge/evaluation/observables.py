@@ -10,9 +10,12 @@ collects the per-event features that metrics compare:
   distance to the layer's centroid) and the number of non-zero cells;
 - LHCb (Chekalina et al., arXiv:1812.01319, appendix): asymmetries, widths and cluster
   coordinates along the particle's trajectory, and sparsity at several thresholds;
+- on a one-layer cartesian readout, the fraction of the energy in rings around the shower's
+  energy-weighted centroid (``ring_fractions``);
 - ATLAS photon shower shapes on ATLAS-like detectors (``caloforge.evaluation.atlas``).
 
-Cell spectra (every cell's energy, not one value per event) come from ``cell_energies``.
+Cell spectra (every cell's energy, not one value per event) come from ``cell_energies``, and
+those of the cells far from the centroid from ``far_cell_energies``.
 An empty layer has centre and width 0, as CaloChallenge's evaluation sets them.
 """
 
@@ -24,16 +27,23 @@ from caloforge.detectors import CartesianBinning, Detector
 from caloforge.evaluation.atlas import atlas_shower_shapes
 
 __all__ = [
+    "FAR_CELLS",
     "LHCB_CONDITIONS",
+    "RINGS",
+    "RING_EDGES",
     "apply_threshold",
     "cell_energies",
     "centres_and_widths",
+    "centroid_distances",
     "correlation_matrix",
+    "far_cell_energies",
     "high_level_features",
     "layer_energies",
     "layer_moments",
     "lhcb_cluster_features",
     "max_relative_difference",
+    "one_layer_image",
+    "ring_fractions",
     "sparsity",
     "transverse_image",
 ]
@@ -43,6 +53,15 @@ LHCB_CONDITIONS = ("px", "py", "pz", "x", "y")
 
 SPARSITY_THRESHOLDS = (0.1, 1.0, 10.0)
 """MeV: the thresholds of the LHCb sparsity curves."""
+
+RING_EDGES = (1.0, 3.0, 6.0, 8.0)
+"""Cells: the edges of the rings around a shower's centroid (``ring_fractions``)."""
+RINGS = tuple(
+    f"ring_{a:g}-{b:g}" for a, b in zip((0.0, *RING_EDGES), (*RING_EDGES, np.inf), strict=True)
+)
+"""The names of the ring features, inner to outer: ``ring_0-1`` ... ``ring_8-inf``."""
+FAR_CELLS = 6.0
+"""Cells: the distance from the centroid from which ``far_cell_energies`` takes cells."""
 
 
 def apply_threshold(showers: np.ndarray, threshold: float) -> np.ndarray:
@@ -132,6 +151,57 @@ def transverse_image(detector: Detector) -> CartesianBinning | None:
     return None
 
 
+def one_layer_image(detector: Detector) -> CartesianBinning | None:
+    """The cartesian binning of a detector with one readout layer, if it has one."""
+    binning = transverse_image(detector)
+    return binning if binning is not None and len(detector.readout_layers) == 1 else None
+
+
+def centroid_distances(showers: np.ndarray, detector: Detector) -> np.ndarray:
+    """(N, n_cells) Euclidean distance in cells between each cell's centre and the shower's
+    energy-weighted centroid (``caloforge.models.common.centroids``) on a one-layer cartesian
+    readout; NaN for an empty shower.
+
+    Example:
+        >>> from caloforge.detectors import load_detector
+        >>> showers = np.zeros((1, 900)); showers[0, 15 * 30 + 15] = 1.0
+        >>> float(centroid_distances(showers, load_detector("lhcb-ecal"))[0, 15 * 30 + 18])
+        3.0
+    """
+    from caloforge.models.common import centroids
+
+    binning = one_layer_image(detector)
+    if binning is None:
+        raise ValueError(f"{detector.name} has no one-layer cartesian readout")
+    ny, nx = binning.shape
+    row, column = np.divmod(np.arange(ny * nx), nx)
+    centre_column, centre_row = centroids(showers, detector).T
+    return np.hypot(column - centre_column[:, None], row - centre_row[:, None])
+
+
+def ring_fractions(showers: np.ndarray, detector: Detector) -> dict[str, np.ndarray]:
+    """The fraction of each shower's energy in the rings ``RINGS`` around its centroid: cells
+    at a distance r (``centroid_distances``) with a ≤ r < b for the ring ``ring_a-b`` of the
+    edges ``RING_EDGES``; 0 for an empty shower. The fractions of a shower sum to 1.
+
+    The energy-weighted width is dominated by the outer rings, which hold a few % of the
+    energy: a model with too little energy there comes out narrow.
+    """
+    ring = np.searchsorted(RING_EDGES, centroid_distances(showers, detector), side="right")
+    total = showers.sum(axis=1, dtype=np.float64)
+    return {
+        name: _safe_ratio(np.where(ring == i, showers, 0).sum(axis=1, dtype=np.float64), total)
+        for i, name in enumerate(RINGS)
+    }
+
+
+def far_cell_energies(showers: np.ndarray, detector: Detector) -> np.ndarray:
+    """Every non-zero cell energy at ``FAR_CELLS`` cells or more from its shower's centroid
+    (``centroid_distances``), flattened: the spectrum of the far cells."""
+    far = centroid_distances(showers, detector) >= FAR_CELLS
+    return showers[(showers > 0) & far]
+
+
 def lhcb_cluster_features(
     showers: np.ndarray, detector: Detector, conditions: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -208,7 +278,7 @@ def high_level_features(
 
     Per-layer features are named ``NAME_i`` with i the readout layer index. The LHCb cluster
     features are included when the conditions hold px, py, pz, x, y and the layers share one
-    cartesian binning.
+    cartesian binning; the ring fractions (``RINGS``) when the readout is one cartesian layer.
 
     Example:
         >>> from caloforge.detectors import load_detector
@@ -243,6 +313,8 @@ def high_level_features(
         features.update(lhcb_cluster_features(showers, detector, conditions[:, columns]))
         for t in SPARSITY_THRESHOLDS:
             features[f"sparsity_above_{t:g}MeV"] = (showers > t).mean(axis=1, dtype=np.float64)
+    if one_layer_image(detector) is not None:
+        features.update(ring_fractions(showers, detector))
     features.update(atlas_shower_shapes(showers, detector))
     return features
 
