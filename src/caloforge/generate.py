@@ -207,11 +207,13 @@ def generate(
             _warn_outside_training(model, conditions, warned)
             noise = model.noise(len(conditions), batch_generator(seed, b)).numpy()
             # A model whose map fails on some input (a flow's inverse, an ODE that diverges) is
-            # stopped here, naming the event, before a NaN reaches the file.
+            # stopped here, naming the event, before a NaN or more energy than the particle
+            # brought reaches the file.
             showers = check_energies(
                 decode(noise, conditions.astype(np.float32)),
                 f"model {model.describe()['name']}",
                 first_event=writer.n_committed,
+                incident=energy,
             )
             writer.append(ShowerBatch(showers, energy, conditions))
             if progress is not None:

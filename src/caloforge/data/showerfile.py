@@ -124,8 +124,14 @@ class ShowerBatch:
         return len(self.showers)
 
 
-def check_energies(showers: np.ndarray, origin: str, first_event: int = 0) -> np.ndarray:
-    """Refuse NaN or infinite cell energies; clip negative ones to 0 with a warning.
+def check_energies(
+    showers: np.ndarray,
+    origin: str,
+    first_event: int = 0,
+    incident: np.ndarray | None = None,
+) -> np.ndarray:
+    """Refuse NaN or infinite cell energies, and with ``incident`` (MeV per event) showers whose
+    visible energy exceeds what their particle brought; clip negative ones to 0 with a warning.
 
     Geant4 never deposits negative energy; negative cells come from electronic noise in real
     detectors (the ATLAS study set them to 0) or from a generative model's output. Clipping
@@ -136,6 +142,15 @@ def check_energies(showers: np.ndarray, origin: str, first_event: int = 0) -> np
     if not finite.all():
         event = first_event + int(np.argwhere(~finite)[0, 0])
         raise CaloforgeError(f"{origin} has NaN or infinite energies (first in event {event})")
+    if incident is not None:
+        total = showers.sum(axis=1, dtype=np.float64)
+        over = total > np.asarray(incident, dtype=np.float64).reshape(-1)
+        if over.any():
+            i = int(np.argmax(over))
+            raise CaloforgeError(
+                f"{origin} put {total[i]:.6g} MeV in event {first_event + i}, more than its "
+                f"incident {float(np.asarray(incident).reshape(-1)[i]):.6g} MeV"
+            )
     negative = showers < 0
     if negative.any():
         count = int(negative.sum())

@@ -30,6 +30,7 @@ __all__ = [
     "Chain",
     "Directions",
     "EnergyFraction",
+    "EnergyParts",
     "Identity",
     "Log",
     "Log1p",
@@ -499,6 +500,107 @@ class LogShares(Transform):
         return {"alpha": self.alpha} | (
             {} if self.threshold is None else {"threshold": self.threshold}
         )
+
+
+class EnergyParts(Transform):
+    """(N, cells) → (N, K + cells): the energy breakdown over K parts of the cells, then the cells.
+
+    The energy coordinates are CaloINN's energy fractions (arXiv:2312.09290): ln(E_sum / E_inc),
+    then logit(E_k / Σ_{j≥k} E_j) for the parts k = 0 … K−2 (the last part holds the rest), each
+    fraction kept off 0 and 1 by α. E_k counts the cells of part k at or above ``scale``.
+
+    Each cell is ln(cell / scale + floor): in units of ``scale``, the detector's threshold, so
+    that the read-out's edge is one coordinate, ln(1 + floor), for every cell of every shower,
+    whatever its part's energy. An empty cell is ln(floor), a fixed point. The inverse reads out
+    the cells at or above ``scale`` and rescales those of each part to hold exactly the E_k of
+    the energy coordinates (a cell read out stays at or above ``scale``: a part rescaled down
+    exceeds its E_k by at most ``scale`` × (1 − factor) per such cell, as ``LogShares``).
+
+    ``parts``: the part (0 … K−1) of every cell. ``scale``: the threshold; for a detector without
+    one, ``fit`` takes the 1st percentile of the non-zero cells, below which the inverse reads 0.
+
+    Example:
+        >>> t = EnergyParts(parts=[0, 1, 1], scale=0.1)
+        >>> x = np.array([[3.0, 1.0, 0.05]])
+        >>> y = t.forward(x, np.array([[8.0]]))
+        >>> y.shape  # ln(E_sum / E_inc), logit(E_0 / E_sum), three cells
+        (1, 5)
+        >>> t.inverse(y, np.array([[8.0]])).round(6)  # 0.05 MeV is below the read-out
+        array([[3., 1., 0.]])
+    """
+
+    name = "energy_parts"
+
+    def __init__(
+        self,
+        parts: list[int],
+        scale: float | None = None,
+        floor: float = 1e-3,
+        alpha: float = 1e-6,
+    ):
+        self.parts = [int(p) for p in parts]
+        self.n_parts = max(self.parts) + 1
+        if sorted(set(self.parts)) != list(range(self.n_parts)):
+            raise CaloforgeError("energy parts must be numbered 0 … K−1, each with a cell")
+        self.scale = None if scale is None else float(scale)
+        self.floor, self.alpha = float(floor), float(alpha)
+
+    def fit(self, x, energy=None):
+        if self.scale is None:
+            positive = np.asarray(x)[np.asarray(x) > 0]
+            self.scale = float(np.percentile(positive, 1)) if positive.size else 1.0
+        return self
+
+    def _membership(self, like):
+        """(cells, K) one-hot of each cell's part, in like's namespace and dtype."""
+        return _const(np.eye(self.n_parts)[self.parts], like)
+
+    def part_energies(self, x):
+        """(N, K) energy of each part, counting the cells at or above ``scale``."""
+        return (x * (x >= self.scale)) @ self._membership(x)
+
+    def forward(self, x, energy=None):
+        if self.scale is None:
+            raise CaloforgeError("energy parts used before being fitted")
+        xp = _ns(x)
+        e = self.part_energies(x)
+        total = e.sum(1)[:, None].clip(EMPTY_TOTAL, None)
+        above = total - (xp.cumsum(e, 1) - e)  # Σ_{j≥k} E_j
+        u = (e[:, :-1] / above[:, :-1].clip(EMPTY_TOTAL, None)).clip(0, 1)
+        coordinates = [
+            xp.log(total / EnergyFraction._energy(energy)),
+            xp.log(u + self.alpha) - xp.log(1 - u + self.alpha),
+            xp.log(x / self.scale + self.floor),
+        ]
+        return np.concatenate(coordinates, 1) if xp is np else xp.cat(coordinates, 1)
+
+    def energies(self, y, energy):
+        """(N, K) part energies of transformed showers."""
+        xp = _ns(y)
+        k = self.n_parts
+        rest = xp.exp(y[:, :1]) * EnergyFraction._energy(energy)
+        u = (1 / (1 + xp.exp(-y[:, 1:k])) * (1 + 2 * self.alpha) - self.alpha).clip(0, 1)
+        columns = []
+        for i in range(k - 1):
+            columns.append(u[:, i : i + 1] * rest)
+            rest = rest - columns[-1]
+        columns.append(rest)
+        return np.concatenate(columns, 1) if xp is np else xp.cat(columns, 1)
+
+    def inverse(self, y, energy=None):
+        xp = _ns(y)
+        k = self.n_parts
+        cells = self.scale * (xp.exp(y[:, k:]) - self.floor)
+        read = cells >= self.scale
+        cells = cells * read
+        membership = self._membership(y)
+        kept = cells @ membership
+        wanted = self.energies(y, energy)
+        factor = xp.where(kept > 0, wanted / (kept + 1e-30), 1.0 + 0 * kept)
+        return xp.where(read, (cells * (factor @ membership.T)).clip(self.scale, None), cells)
+
+    def params(self):
+        return {"parts": self.parts, "scale": self.scale, "floor": self.floor, "alpha": self.alpha}
 
 
 class SpiralUnroll(Transform):

@@ -37,7 +37,14 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
     "flow-matching-student": (
         "caloforge.models.flow_matching",
         "FlowStudent",
-        "one-step student of a flow-matching teacher, distilled on its noise-shower pairs",
+        "one-step student of a flow-matching or energy-first teacher, distilled on its "
+        "noise-shower pairs",
+    ),
+    "energy-first": (
+        "caloforge.models.energy_first",
+        "EnergyFirst",
+        "energy first, then shape: flow matching of the energy per part (layers or rings), then "
+        "of the cells given it, rescaled to it (arXiv:2106.05285, 2312.09290, 2405.09629)",
     ),
     "gan-3d": (
         "caloforge.models.gan3d",

@@ -257,6 +257,12 @@ class GenerativeModel(torch.nn.Module, ABC):
     ) -> dict[str, float]:
         """One training step on ``batches_per_step`` batches; returns losses to log."""
 
+    def after_training(
+        self, showers: np.ndarray, energy: np.ndarray, conditions: np.ndarray
+    ) -> None:
+        """What a family fits once its best weights are chosen, on the training split in
+        physical units (the shared loop calls it before the model directory is written)."""
+
     # ------------------------------------------------------------------ directory
 
     def save(self, directory: str | Path) -> Path:

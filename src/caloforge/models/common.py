@@ -16,6 +16,7 @@ from pydantic import Field
 
 from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standardize, Transform
 from caloforge.errors import CaloforgeError
+from caloforge.evaluation.observables import RING_EDGES
 from caloforge.models.base import GenerativeModel, ModelConfig
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "fit_axis",
     "gradient_penalty",
     "mlp",
+    "partition",
     "require_conditions",
     "seeded_generator",
     "shard",
@@ -246,6 +248,39 @@ def centroids(showers: np.ndarray, detector) -> np.ndarray:
     row = mm["centre_y"][:, 0] / readout.dy + (ny - 1) / 2
     empty = showers.sum(axis=1) <= 0
     return np.where(empty[:, None], np.nan, np.column_stack([column, row]))
+
+
+def partition(detector, rings: Sequence[float] = RING_EDGES) -> np.ndarray:
+    """(n_cells,) the part of every cell, for a model that draws the energy breakdown first
+    (``EnergyParts``): the readout layers of a multi-layer detector; rings of a one-layer
+    cartesian readout around its middle cell (the cell a centred model puts the shower axis
+    in), cut at the distances ``rings`` in cells (by default the evaluation's rings around the
+    centroid), the rings the readout does not reach dropped.
+
+    Example:
+        >>> from caloforge.detectors import load_detector
+        >>> np.bincount(partition(load_detector("lhcb-ecal")))  # cells per ring
+        array([  1,  24,  84,  84, 707])
+    """
+    from caloforge.detectors import CartesianBinning
+
+    layers = detector.readout_layers
+    if len(layers) > 1:
+        return detector.cell_layer.copy()
+    readout = layers[0].readout
+    if not isinstance(readout, CartesianBinning):
+        raise CaloforgeError(
+            f"no energy parts can be derived for {detector.name}: its one readout layer is not "
+            "cartesian (rings need cells in rows and columns)"
+        )
+    edges = np.asarray(rings, dtype=np.float64)
+    if len(edges) == 0 or (edges <= 0).any() or (np.diff(edges) <= 0).any():
+        raise CaloforgeError(f"ring edges must be positive and increasing, not {tuple(rings)}")
+    ny, nx = readout.shape
+    rows, cols = np.mgrid[:ny, :nx]
+    r = np.hypot(cols - (nx - 1) // 2, rows - (ny - 1) // 2).ravel()
+    parts = np.searchsorted(edges, r, side="right")
+    return np.searchsorted(np.unique(parts), parts)
 
 
 def _axis_features(conditions, names: Sequence[str]):

@@ -8,10 +8,11 @@ Sampling integrates dx/dt = v from t = 0 to 1 with ``sample_steps`` midpoint ste
 deterministic function of the noise, so ``decode`` is exportable like any other family's.
 
 ``flow-matching-student``: one pass of a smaller residual MLP from the same noise to the
-teacher's shower, trained on pairs (x₀, teacher(x₀, c)) by regression (knowledge distillation of
-an ODE sampler, Luhman & Luhman, arXiv:2101.02388; with straight paths the map it learns is
-smooth, the point of rectified flow's "reflow"). The pairs are drawn once, seeded, for the
-training data's conditions, when the student is created.
+teacher's shower (a ``flow-matching`` or an ``energy-first`` teacher, ``energy_first``),
+trained on pairs (x₀, teacher(x₀, c)) by regression (knowledge distillation of an ODE sampler,
+Luhman & Luhman, arXiv:2101.02388; with straight paths the map it learns is smooth, the point of
+rectified flow's "reflow"). The pairs are drawn once, seeded, for the training data's
+conditions, when the student is created.
 
 Preprocessing, shared by both (``_ShowerFlow``):
 
@@ -45,7 +46,14 @@ Preprocessing, shared by both (``_ShowerFlow``):
   out as 0, which undoes it. The gap sets how many faint cells come out above the threshold:
   with the MLP, noise up to the threshold itself gave 251 cells per shower against Geant4's 135,
   0.1 x the threshold 99, 0.2 114 and 0.35 (the default) 134.7 against 135.3 (2 000 held-out
-  showers); the U-Net gave 131-134 at 0.2;
+  showers); the U-Net gave 131-134 at 0.2. ``empty`` chooses instead a fixed point (CaloDREAM's
+  shape network adds no noise, arXiv:2405.09629) or a narrow log-normal band far below the
+  threshold (ConvL2LFlow's);
+- ``calibration``: after training, each cell's coordinate may go through a monotone map fitted
+  so that showers drawn for the training conditions have the training data's law cell by cell
+  (a quantile map, as the BIB-AE's post-processor corrects each cell's spectrum,
+  arXiv:2005.05334): it sets how many cells come out above the threshold, and at what energies,
+  where the network blurs each cell's two modes (empty, or a deposit);
 - conditions: the momentum as ln |p| and track slopes (``Directions``) when the data has
   (px, py, pz), the energy as its log otherwise, all standardised.
 
@@ -89,6 +97,7 @@ from torch import nn
 from caloforge.data.transforms import (
     Chain,
     Directions,
+    EnergyParts,
     LogColumns,
     LogShares,
     Standardize,
@@ -114,6 +123,9 @@ MOMENTUM = ("px", "py", "pz")
 TEACHER_BATCH = 2000
 """Showers per teacher call when the student's pairs are drawn."""
 
+CALIBRATION_EVENTS = 20_000
+"""Training showers (at most) the cells' maps are fitted on."""
+
 
 class _FlowConfig(ModelConfig):
     """The preprocessing both flow families share (the student copies its teacher's)."""
@@ -121,11 +133,21 @@ class _FlowConfig(ModelConfig):
     older_files: ClassVar[dict[str, Any]] = {"total_above_threshold": False}
 
     alpha: float = Field(default=1e-7, gt=0, description="α of ln(share + α)")
+    empty: Literal["gap", "fixed", "band"] = Field(
+        default="gap",
+        description="what the networks learn for a cell below the threshold: 'gap', uniform "
+        "below dequantisation x the threshold; 'fixed', 0 (one point); 'band', log-normal "
+        "around band x the threshold, 0.2 decades wide",
+    )
     dequantisation: float = Field(
         default=0.35,
         gt=0,
         le=1,
-        description="empty cells are drawn uniform below this fraction of the threshold",
+        description="with empty=gap, empty cells are drawn uniform below this fraction of the "
+        "threshold",
+    )
+    band: float = Field(
+        default=1e-2, gt=0, lt=0.1, description="with empty=band, the band's centre / threshold"
     )
     centre: bool = Field(
         default=True,
@@ -134,6 +156,12 @@ class _FlowConfig(ModelConfig):
     )
     axis: tuple[tuple[float, ...], tuple[float, ...]] | None = Field(
         default=None, description="the shower axis's column and row, fitted (see common.fit_axis)"
+    )
+    calibration: int = Field(
+        default=0,
+        ge=0,
+        description="knots of each cell's monotone map from the model's law to the training "
+        "data's, fitted after training (0: none)",
     )
     total_above_threshold: bool = Field(
         default=True,
@@ -320,6 +348,11 @@ class _ShowerFlow(GenerativeModel):
         self._shape = _cartesian_shape(self.detector)
         extra = 4 if config.axis is not None else 0
         self.n_network_conditions = len(config.conditions) + extra
+        if config.calibration:  # the identity until fitted (after_training)
+            n, q = self.detector.n_cells, config.calibration
+            self.register_buffer("calibration_knots", torch.arange(q).float().expand(n, q) * 1.0)
+            self.register_buffer("calibration_values", torch.arange(q).float().expand(n, q) * 1.0)
+            self.register_buffer("calibration_slopes", torch.ones(n, q + 1))
 
     @classmethod
     def default_transforms(cls, config) -> tuple[Transform, Transform]:
@@ -353,7 +386,20 @@ class _ShowerFlow(GenerativeModel):
 
     @property
     def latent_dim(self) -> int:
-        return self.detector.n_cells + 1
+        return self.energy_coordinates + self.detector.n_cells
+
+    @property
+    def energy_coordinates(self) -> int:
+        """How many coordinates the energy breakdown takes before the cells': 1 (the response,
+        ``LogShares``) or one per part (``EnergyParts``)."""
+        first = self.shower_transform
+        first = first.steps[0] if isinstance(first, Chain) else first
+        return first.n_parts if isinstance(first, EnergyParts) else 1
+
+    def teacher_sample(self, noise: torch.Tensor, conditions: torch.Tensor, steps: int):
+        """A teacher's transformed showers integrated with ``steps`` steps (what a student
+        learns); the student itself is none."""
+        raise CaloforgeError(f"a {self.family!r} model is not a teacher")
 
     def network_conditions(self, physical: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the networks' conditions, the frame's shift (N, 2) in cells, zero if not centred)."""
@@ -381,11 +427,99 @@ class _ShowerFlow(GenerativeModel):
         # No clamp as in the base class: the shares are non-negative and the read-out zeroes
         # what lies below the threshold; each pass over the cells costs as much as a layer.
         c, shift = self.network_conditions(conditions)
-        x = self.generate_transformed(noise, c)
+        x = self.calibrated(self.generate_transformed(noise, c))
         showers = self.shower_transform.inverse(x, self.energy_of(conditions))
         if self.config.axis is not None:
             showers = shift_cells(showers, -shift, self._shape)
         return self.read_out(showers)
+
+    def calibrated(self, x: torch.Tensor) -> torch.Tensor:
+        """The cells' coordinates of generated showers through each cell's monotone map: linear
+        between its knots (``calibration_knots`` to ``calibration_values``), slope 1 outside
+        them. Each value is taken from its own segment (the count of knots at or below it),
+        never as a sum over the knots, which loses float32's precision where a segment is
+        steep; a count and a gather export as they are."""
+        if not self.config.calibration:
+            return x
+        k = self.energy_coordinates
+        cells = x[:, k:]
+        knots = self.calibration_knots
+        n, q = knots.shape
+        segment = (cells[:, :, None] >= knots).sum(dim=2)  # 0 … q
+        cell = torch.arange(n, device=x.device)
+        base = cell * q + (segment - 1).clamp_min(0)  # the segment's first knot (0: the first)
+        slope = self.calibration_slopes.flatten()[cell * (q + 1) + segment]
+        start, value = knots.flatten()[base], self.calibration_values.flatten()[base]
+        return torch.cat([x[:, :k], value + slope * (cells - start)], dim=1)
+
+    @torch.inference_mode()
+    def after_training(self, showers: np.ndarray, energy: np.ndarray, conditions: np.ndarray):
+        """Fit each cell's map (``calibration`` knots) so that the cells of showers drawn for
+        the training conditions have the training showers' law, cell by cell: the knots are the
+        drawn coordinates' quantiles, mapped onto the data's at the same levels (a quantile
+        map, as the BIB-AE's post-processor corrects each cell's spectrum, arXiv:2005.05334).
+        Levels are logit-spaced, dense near 0 and 1 where a sparse cell's deposits lie. Where
+        the coordinates have a read-out edge (``read_out_edges``), two more levels fall on each
+        side of the cell's empty fraction: the data jump there from empty to read out, and a
+        segment across the jump would read out too few cells."""
+        if not self.config.calibration:
+            return
+        self.eval()
+        rng = np.random.default_rng([self.config.seed, 0xCA1])
+        take = np.sort(rng.permutation(len(showers))[:CALIBRATION_EVENTS])
+        data = _ShowerFlow.to_training(self, showers[take], energy[take], conditions[take])
+        generator = seeded_generator(self.config.seed, 0xCA1)
+        noise = self.noise(len(take), generator)
+        drawn = torch.cat(
+            [
+                self.generate_transformed(n, c)
+                for n, c in zip(
+                    noise.split(TEACHER_BATCH), data.conditions.split(TEACHER_BATCH), strict=True
+                )
+            ]
+        )
+        k = self.energy_coordinates
+        q, n = self.config.calibration, len(take)
+        target = np.sort(data.showers[:, k:].double().numpy(), axis=0).T  # (cells, events)
+        made = np.sort(drawn[:, k:].double().numpy(), axis=0).T
+        edges = self.read_out_edges()
+        grid = q if edges is None else q - 2
+        levels = 1 / (1 + np.exp(-np.linspace(-7.0, 7.0, grid)))
+        index = np.broadcast_to(np.round(levels * (n - 1)).astype(np.int64), (len(target), grid))
+        if edges is not None:
+            empty = (target < edges[:, None]).sum(axis=1)
+            # The last empty and the first read out, a thousandth of the events apart: the jump
+            # in one segment that is steep but not vertical.
+            margin = max(1, n // 2000)
+            jump = np.clip(np.stack([empty - margin, empty + margin - 1], axis=1), 0, n - 1)
+            index = np.sort(np.concatenate([index, jump], axis=1), axis=1)
+        x = np.take_along_axis(made, index, axis=1)
+        y = np.take_along_axis(target, index, axis=1)
+        x = x + np.arange(q) * 1e-9  # a knot taken twice: a segment of no width
+        slopes = np.diff(y, axis=1) / np.diff(x, axis=1)
+        ones = np.ones_like(slopes[:, :1])
+        self.calibration_knots.copy_(torch.from_numpy(x))
+        self.calibration_values.copy_(torch.from_numpy(y))
+        self.calibration_slopes.copy_(
+            torch.from_numpy(np.concatenate([ones, slopes, ones], axis=1))
+        )
+
+    def read_out_edges(self) -> np.ndarray | None:
+        """(cells,) the coordinate from which each cell is read out, where the coordinates
+        have one: ``EnergyParts``' cells, in units of the threshold, are read out from
+        ln(1 + floor); ``LogShares``' edge moves with each shower's total (None)."""
+        transform = self.shower_transform
+        steps = transform.steps if isinstance(transform, Chain) else [transform]
+        if not isinstance(steps[0], EnergyParts):
+            return None
+        k = steps[0].n_parts
+        y = np.concatenate(
+            [np.zeros(k), np.full(self.detector.n_cells, math.log1p(steps[0].floor))]
+        )
+        y = y[None]
+        for step in steps[1:]:
+            y = step.forward(y)
+        return y[0, k:]
 
     def _update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, step: int) -> float:
         """One optimiser step on ``loss`` at the cosine-decayed learning rate of ``step``."""
@@ -452,26 +586,36 @@ def _frame_cells(config: _FlowConfig, detector, showers: np.ndarray, conditions)
     return shift_cells(torch.as_tensor(showers, dtype=torch.float64), shift, shape).numpy()
 
 
+BAND_DECADES = 0.2
+"""Width (σ of log10) of the band empty cells are drawn in with ``empty=band`` (ConvL2LFlow's)."""
+
+
 def _dequantise(
     showers: np.ndarray, config: _FlowConfig, rows: np.ndarray | None = None
 ) -> np.ndarray:
-    """Cells below the threshold drawn uniform below ``dequantisation`` x the threshold,
-    seeded by the model's seed (a gap in between, which the read-out cuts cleanly); with
-    ``rows`` (a part of the training split, see ``to_training``), event by event from
-    (seed, row)."""
+    """Cells below the threshold as the networks learn them (``config.empty``), seeded by the
+    model's seed: 'gap', uniform below ``dequantisation`` x the threshold (a gap up to the
+    threshold, which the read-out cuts cleanly); 'band', log-normal around ``band`` x the
+    threshold; 'fixed', 0. With ``rows`` (a part of the training split, see ``to_training``),
+    event by event from (seed, row)."""
     threshold = detector_from_yaml(config.detector).threshold
-    if threshold <= 0:
+    if threshold <= 0 or config.empty == "fixed":
         return showers
-    high = config.dequantisation * threshold
     below = showers < threshold
     out = showers.astype(np.float64, copy=True)
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        if config.empty == "gap":
+            return rng.uniform(0.0, config.dequantisation * threshold, n)
+        exponent = rng.normal(math.log10(config.band), BAND_DECADES, n)
+        return threshold * np.minimum(10.0**exponent, 0.5)
+
     if rows is None:
-        rng = np.random.default_rng([config.seed, 0xDE0])
-        out[below] = rng.uniform(0.0, high, int(below.sum()))
+        out[below] = draw(np.random.default_rng([config.seed, 0xDE0]), int(below.sum()))
         return out
     for i, row in enumerate(rows):
         rng = np.random.default_rng([config.seed, 0xDE0, int(row)])
-        out[i, below[i]] = rng.uniform(0.0, high, int(below[i].sum()))
+        out[i, below[i]] = draw(rng, int(below[i].sum()))
     return out
 
 
@@ -496,7 +640,10 @@ class FlowMatching(_ShowerFlow):
             self.velocity = UNetVelocity(self._shape, k, config.channels, axis)
 
     def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return integrate(self.velocity, noise, conditions, self.config.sample_steps)
+        return self.teacher_sample(noise, conditions, self.config.sample_steps)
+
+    def teacher_sample(self, noise: torch.Tensor, conditions: torch.Tensor, steps: int):
+        return integrate(self.velocity, noise, conditions, steps)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"velocity": torch.optim.Adam(self.velocity.parameters(), self.config.lr)}
@@ -548,7 +695,7 @@ class FlowStudent(_ShowerFlow):
         from caloforge.models import load_model
 
         teacher = load_model(config.teacher)
-        if not isinstance(teacher, FlowMatching):
+        if not isinstance(teacher, _ShowerFlow) or isinstance(teacher, FlowStudent):
             raise CaloforgeError(f"{config.teacher} is a {teacher.family!r} model, not a teacher")
         if teacher.config.detector != config.detector or teacher.config.conditions != (
             config.conditions
@@ -560,7 +707,9 @@ class FlowStudent(_ShowerFlow):
                 "condition_transform": teacher.config.condition_transform,
                 "condition_range": teacher.config.condition_range,
                 "alpha": teacher.config.alpha,
+                "empty": teacher.config.empty,
                 "dequantisation": teacher.config.dequantisation,
+                "band": teacher.config.band,
                 "centre": teacher.config.centre,
                 "axis": teacher.config.axis,
                 "total_above_threshold": teacher.config.total_above_threshold,
@@ -597,7 +746,7 @@ class FlowStudent(_ShowerFlow):
             [
                 # The steps recorded when the student was made: a resumed training draws the
                 # same pairs even if the teacher's sampling setting changed since.
-                integrate(teacher.velocity, n, cc, self.config.teacher_sample_steps)
+                teacher.teacher_sample(n, cc, self.config.teacher_sample_steps)
                 for n, cc in zip(noise.split(TEACHER_BATCH), c.split(TEACHER_BATCH), strict=True)
             ]
         )
@@ -612,10 +761,12 @@ class FlowStudent(_ShowerFlow):
         batch = batches[0]
         noise, target = batch.showers.split(self.latent_dim, dim=1)
         error = (self.generate_transformed(noise, batch.conditions) - target).pow(2)
-        # The total as much as all the shares together: averaged in with 900 shares, it was
-        # learnt as one coordinate in 901, and the student's resolution came out the same at
-        # every energy (0.035 at 31-100 GeV against the teacher's 0.019 and Geant4's 0.014).
-        total, shares = error[:, 0].mean(), error[:, 1:].mean()
+        # The energy breakdown as much as all the cells together: averaged in with 900 shares,
+        # the response was learnt as one coordinate in 901, and the student's resolution came out
+        # the same at every energy (0.035 at 31-100 GeV against the teacher's 0.019 and Geant4's
+        # 0.014).
+        k = self.energy_coordinates
+        total, shares = error[:, :k].mean(), error[:, k:].mean()
         loss = total + shares
         return {
             "distillation": self._update(optimizers["student"], loss, step),

@@ -485,6 +485,7 @@ def _finish(model, out: Path, dataset: _Data, settings: TrainingSettings, loop: 
     model.cpu()
     if (out / BEST).exists():
         model.load_weights_from(out / BEST)
+    model.after_training(dataset.showers, dataset.energy, dataset.conditions)
     model.save(out)
     metrics = holdout_metrics(model, dataset, seed=settings.seed)
     metrics["best_step"] = loop["best_step"]

@@ -1,0 +1,261 @@
+"""The energy-first model: its parts, its coordinates, its training on every kind of readout, its
+student and its export, on tiny networks and stand-in data."""
+
+import numpy as np
+import pytest
+import torch
+
+from caloforge.data.showerfile import ShowerFile
+from caloforge.data.transforms import EnergyParts
+from caloforge.detectors import load_detector
+from caloforge.errors import CaloforgeError
+from caloforge.models import get_family, load_model
+from caloforge.models.common import partition
+from caloforge.models.energy_first import EnergyFirst, EnergyFirstConfig
+from caloforge.models.flow_matching import _dequantise
+from caloforge.training.loop import TrainingSettings, train
+from tests.conftest import TINY as TINY_MODELS
+from tests.conftest import write_atlas_like, write_lcd_like, write_lhcb_like
+
+TINY = TINY_MODELS["energy-first"]
+SETTINGS = TrainingSettings(steps=4, batch_size=32, checkpoint_every=2, eval_every=2)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, lhcb_like):
+    out = tmp_path_factory.mktemp("ef") / "teacher"
+    train("energy-first", lhcb_like, out, settings=SETTINGS, model_options=TINY)
+    return out
+
+
+def test_registry():
+    assert get_family("energy-first") is EnergyFirst
+
+
+@pytest.mark.parametrize(
+    ("name", "parts", "cells"),
+    [("lhcb-ecal", 5, (1, 24, 84, 84, 707)), ("atlas-like", 4, (21, 168, 49, 28))],
+)
+def test_parts_are_derived_from_the_detector(name, parts, cells):
+    assigned = partition(load_detector(name))
+    assert assigned.max() + 1 == parts
+    assert tuple(np.bincount(assigned)) == cells
+
+
+@pytest.mark.parametrize("name", ["lcd-ecal", "par04", "clic-ecal"])
+def test_a_multi_layer_detectors_parts_are_its_layers(name):
+    detector = load_detector(name)
+    np.testing.assert_array_equal(partition(detector), detector.cell_layer)
+
+
+def test_rings_lie_around_the_middle_cell():
+    assigned = partition(load_detector("lhcb-ecal")).reshape(30, 30)
+    assert assigned[14, 14] == 0 and (assigned == 0).sum() == 1
+    assert assigned[14, 15] == assigned[16, 16] == 1  # 1 and 2.8 cells away
+    assert assigned[14, 17] == 2 and assigned[14, 20] == 3 and assigned[14, 22] == 4
+    assert assigned[0, 0] == 4
+
+
+def test_a_one_layer_readout_without_rows_and_columns_has_no_parts():
+    from caloforge.detectors import detector_from_yaml
+
+    one = detector_from_yaml(load_detector("par04").to_yaml().replace("count: 45", "count: 1"))
+    with pytest.raises(CaloforgeError, match="no energy parts can be derived for par04"):
+        partition(one)
+    cfg = EnergyFirstConfig(detector=one.to_yaml(), conditions=("energy",))
+    with pytest.raises(CaloforgeError, match="no energy parts"):
+        EnergyFirst.default_transforms(cfg)
+
+
+def test_ring_edges_must_increase():
+    with pytest.raises(ValueError, match="positive and increasing"):
+        EnergyFirstConfig(detector="", conditions=("energy",), rings=(3.0, 1.0))
+
+
+def test_coordinates_invert_and_hold_each_parts_energy(rng):
+    parts = rng.integers(0, 4, 40)
+    parts[:4] = [0, 1, 2, 3]
+    t = EnergyParts(parts.tolist(), scale=0.1)
+    x = rng.exponential(2.0, (20, 40)) * (rng.random((20, 40)) < 0.5)
+    x[x < 0.1] = 0
+    energy = np.full((20, 1), 300.0)
+    y = t.forward(x, energy)
+    assert y.shape == (20, 4 + 40)
+    np.testing.assert_allclose(t.inverse(y, energy), x, rtol=1e-9, atol=1e-12)
+    yt = t.forward(torch.as_tensor(x), torch.as_tensor(energy))
+    np.testing.assert_allclose(yt.numpy(), y)
+    # However the cells are drawn, each part holds what the energy coordinates say, but for
+    # cells lifted back to the threshold.
+    noisy = y + rng.normal(0, 0.5, y.shape)
+    cells = t.inverse(noisy, energy)
+    assert ((cells == 0) | (cells >= 0.1)).all()
+    held, wanted = t.part_energies(cells), t.energies(noisy, energy)
+    occupied = held > 0
+    lifted = 0.1 * np.stack([((cells > 0) & (parts == k)).sum(1) for k in range(4)], 1)
+    assert occupied.mean() > 0.8
+    assert (held[occupied] >= wanted[occupied] * (1 - 1e-9)).all()
+    assert (held[occupied] <= wanted[occupied] + lifted[occupied] + 1e-9).all()
+    np.testing.assert_allclose(wanted.sum(1), np.exp(noisy[:, 0]) * 300.0)
+
+
+def test_empty_cells_as_each_treatment_learns_them():
+    detector = load_detector("lhcb-ecal")
+    showers = np.zeros((50, 900))
+    showers[:, 0] = 5.0
+    out = {}
+    for empty in ("gap", "fixed", "band"):
+        cfg = EnergyFirstConfig(detector=detector.to_yaml(), conditions=("energy",), empty=empty)
+        out[empty] = _dequantise(showers, cfg)[:, 1:]
+        assert (_dequantise(showers, cfg)[:, 0] == 5.0).all()
+    assert (out["fixed"] == 0).all()
+    assert out["gap"].max() < 0.035 and out["gap"].std() > 0.008  # up to 0.35 x threshold
+    decades = np.log10(out["band"] / detector.threshold)
+    assert abs(decades.mean() + 2) < 0.01 and abs(decades.std() - 0.2) < 0.01
+
+
+def test_samples_are_read_out_and_seeded(teacher, lhcb_like):
+    model = load_model(teacher)
+    assert model.energy_coordinates == 5 and model.latent_dim == 905
+    data = ShowerFile(lhcb_like).read(0, 50)
+    a = model.sample(data.conditions, torch.Generator().manual_seed(3))
+    b = model.sample(data.conditions, torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (50, 900) and np.isfinite(a).all()
+    assert ((a == 0) | (a >= model.detector.threshold)).all()
+    assert (a > 0).sum(1).min() > 0
+
+
+def test_training_lowers_both_losses(lhcb_like):
+    data = ShowerFile(lhcb_like).read()
+    cfg = EnergyFirstConfig(
+        detector=load_detector("lhcb-ecal").to_yaml(),
+        conditions=("px", "py", "pz", "x", "y"),
+        training={"settings": {"steps": 200}},
+        **TINY,
+    )
+    energy = data.incident_energies[:, 0]
+    torch.manual_seed(0)
+    model = EnergyFirst.create(cfg, data.showers, energy, data.conditions)
+    batch = model.to_training(data.showers, energy, data.conditions)
+    optimizers = model.optimizers()
+    losses = [
+        model.train_step([batch], optimizers, torch.Generator().manual_seed(s), s)
+        for s in range(200)
+    ]
+    # The stand-in's cells are mostly empty, fixed points the shape field learns at once.
+    for name, gain in (("energy", 0.9), ("shape", 0.97)):
+        first = np.mean([loss[name] for loss in losses[:20]])
+        assert np.mean([loss[name] for loss in losses[-20:]]) < gain * first
+
+
+@pytest.mark.parametrize(
+    ("writer", "parts"),
+    [
+        (lambda p: write_atlas_like(p, 300, seed=1), 4),
+        (lambda p: write_lcd_like(p, 100, seed=1), 25),
+        (lambda p: write_lhcb_like(p, 300, seed=2), 5),
+    ],
+    ids=["atlas-like", "lcd-ecal", "lhcb-ecal"],
+)
+def test_the_same_code_trains_on_every_kind_of_readout(writer, parts, tmp_path):
+    data = writer(tmp_path / "data.h5")
+    settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
+    train("energy-first", data, tmp_path / "m", settings=settings, model_options=TINY)
+    model = load_model(tmp_path / "m")
+    assert model.energy_coordinates == parts
+    sample = ShowerFile(data).read(0, 8)
+    showers = model.sample(sample.conditions, torch.Generator().manual_seed(0))
+    assert showers.shape == sample.showers.shape and np.isfinite(showers).all()
+    assert (showers > 0).any()
+
+
+def test_par04_trains(tmp_path):
+    from caloforge.sources import load_source, sample_primaries
+    from tests.conftest import write_primaries
+
+    detector, source = load_detector("par04"), load_source("par04")
+    primaries = sample_primaries(source, 0, 120, 1)
+    rng = np.random.default_rng(0)
+    profile = np.exp(-np.arange(detector.n_cells) / 300.0)
+    showers = rng.exponential(1.0, (120, detector.n_cells)) * profile
+    showers = (showers * primaries.energy[:, None] / 2e4).astype(np.float32)
+    data = write_primaries(tmp_path / "par04.h5", detector, source, primaries, showers, seed=1)
+    settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
+    train("energy-first", data, tmp_path / "m", settings=settings, model_options=TINY)
+    model = load_model(tmp_path / "m")
+    assert model.energy_coordinates == 45
+    out = model.sample(ShowerFile(data).read(0, 4).conditions, torch.Generator().manual_seed(0))
+    assert out.shape == (4, detector.n_cells) and np.isfinite(out).all()
+
+
+def test_a_student_learns_the_energy_first_teacher(teacher, lhcb_like, tmp_path):
+    from caloforge.export.onnx import OnnxSampler, export_onnx
+
+    options = {"teacher": str(teacher), "hidden": 16, "blocks": 1}
+    train(
+        "flow-matching-student", lhcb_like, tmp_path / "s", settings=SETTINGS, model_options=options
+    )
+    student, master = load_model(tmp_path / "s"), load_model(teacher)
+    assert student.config.shower_transform == master.config.shower_transform
+    assert student.latent_dim == master.latent_dim == 905
+    assert student.config.empty == master.config.empty
+    data = ShowerFile(lhcb_like).read()
+    pairs = student.to_training(data.showers, data.incident_energies[:, 0], data.conditions)
+    noise, target = pairs.showers[:5].split(student.latent_dim, dim=1)
+    with torch.no_grad():
+        expected = master.generate_transformed(noise, pairs.conditions[:5])
+    torch.testing.assert_close(target, expected)
+    conditions = data.conditions[:9].astype(np.float32)
+    for model in (master, student):
+        sampler = OnnxSampler(export_onnx(model, tmp_path / "model.onnx"))
+        noise = np.random.default_rng(0).normal(size=(9, model.latent_dim)).astype(np.float32)
+        with torch.inference_mode():
+            want = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
+        np.testing.assert_allclose(sampler.decode(noise, conditions), want, rtol=1e-4, atol=1e-4)
+
+
+def test_parts_beyond_the_incident_energy_stop_generation_naming_the_event(teacher, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from caloforge.data.showerfile import partial_path
+    from caloforge.generate import generate
+
+    broken = tmp_path / "broken"
+    shutil.copytree(teacher, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["energy.net.out.1.bias"][0] = 200.0  # ln(E_sum / E_inc) far above 0
+    save_file(weights, broken / "model.safetensors")
+    with pytest.raises(CaloforgeError, match=r"MeV in event 0, more than its incident"):
+        generate(broken, tmp_path / "g.h5", n=30, source="lhcb", batch_size=20, seed=0)
+    assert not (tmp_path / "g.h5").exists()
+    assert len(ShowerFile(partial_path(tmp_path / "g.h5"))) == 0
+
+
+def test_each_cells_map_brings_the_drawn_law_to_the_datas(lhcb_like, tmp_path):
+    from caloforge.export.onnx import OnnxSampler, export_onnx
+
+    options = TINY | {"calibration": 16}
+    train("energy-first", lhcb_like, tmp_path / "m", settings=SETTINGS, model_options=options)
+    model = load_model(tmp_path / "m")
+    z = torch.linspace(-10, 10, 200)[:, None].expand(200, model.detector.n_cells)
+    mapped = model.calibrated(torch.cat([torch.zeros(200, 5), z], dim=1))[:, 5:]
+    assert (mapped.diff(dim=0) >= -1e-4).all()  # monotone, cell by cell
+    data = ShowerFile(lhcb_like).read()
+    wanted = (data.showers >= model.detector.threshold).sum(1).mean()
+    calibrated = model.sample(data.conditions, torch.Generator().manual_seed(0))
+    model.calibration_values.copy_(model.calibration_knots)  # the identity: the map undone
+    model.calibration_slopes.fill_(1.0)
+    raw = model.sample(data.conditions, torch.Generator().manual_seed(0))
+    cells = [(s > 0).sum(1).mean() for s in (calibrated, raw)]
+    assert abs(cells[0] - wanted) < 0.1 * wanted < abs(cells[1] - wanted)
+    calibrated_model = load_model(tmp_path / "m")
+    sampler = OnnxSampler(export_onnx(calibrated_model, tmp_path / "m.onnx"))
+    noise = np.random.default_rng(0).normal(size=(9, 905)).astype(np.float32)
+    conditions = data.conditions[:9].astype(np.float32)
+    with torch.inference_mode():
+        want = calibrated_model.decode(torch.from_numpy(noise), torch.from_numpy(conditions))
+    np.testing.assert_allclose(
+        sampler.decode(noise, conditions), want.numpy(), rtol=1e-4, atol=1e-2
+    )
