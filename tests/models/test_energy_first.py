@@ -68,8 +68,11 @@ def test_a_one_layer_readout_without_rows_and_columns_has_no_parts():
 
 
 def test_ring_edges_must_increase():
-    with pytest.raises(ValueError, match="positive and increasing"):
-        EnergyFirstConfig(detector="", conditions=("energy",), rings=(3.0, 1.0))
+    cfg = EnergyFirstConfig(
+        detector=load_detector("lhcb-ecal").to_yaml(), conditions=("energy",), rings=(3.0, 1.0)
+    )
+    with pytest.raises(CaloforgeError, match="positive and increasing"):
+        EnergyFirst.default_transforms(cfg)
 
 
 def test_coordinates_invert_and_hold_each_parts_energy(rng):

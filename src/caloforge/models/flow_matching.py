@@ -127,18 +127,24 @@ CALIBRATION_EVENTS = 20_000
 """Training showers (at most) the cells' maps are fitted on."""
 
 
+CALIBRATION = (
+    "knots of each cell's monotone map from the model's law to the training data's, fitted "
+    "after training (0: none)"
+)
+EMPTY = (
+    "what the networks learn for a cell below the threshold: 'gap', uniform below "
+    "dequantisation x the threshold; 'fixed', 0 (one point); 'band', log-normal around band x "
+    "the threshold, 0.2 decades wide"
+)
+
+
 class _FlowConfig(ModelConfig):
     """The preprocessing both flow families share (the student copies its teacher's)."""
 
     older_files: ClassVar[dict[str, Any]] = {"total_above_threshold": False}
 
     alpha: float = Field(default=1e-7, gt=0, description="α of ln(share + α)")
-    empty: Literal["gap", "fixed", "band"] = Field(
-        default="gap",
-        description="what the networks learn for a cell below the threshold: 'gap', uniform "
-        "below dequantisation x the threshold; 'fixed', 0 (one point); 'band', log-normal "
-        "around band x the threshold, 0.2 decades wide",
-    )
+    empty: Literal["gap", "fixed", "band"] = Field(default="gap", description=EMPTY)
     dequantisation: float = Field(
         default=0.35,
         gt=0,
@@ -157,12 +163,7 @@ class _FlowConfig(ModelConfig):
     axis: tuple[tuple[float, ...], tuple[float, ...]] | None = Field(
         default=None, description="the shower axis's column and row, fitted (see common.fit_axis)"
     )
-    calibration: int = Field(
-        default=0,
-        ge=0,
-        description="knots of each cell's monotone map from the model's law to the training "
-        "data's, fitted after training (0: none)",
-    )
+    calibration: int = Field(default=0, ge=0, description=CALIBRATION)
     total_above_threshold: bool = Field(
         default=True,
         description="the response is the sum of the cells above the detector's threshold, not of "
