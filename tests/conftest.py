@@ -175,6 +175,49 @@ TINY = {
 """Each family's networks small enough to train a few steps in a second."""
 
 
+FAMILY_DATA = {
+    "wgan-gp-lhcb": "lhcb",
+    "flow-matching": "lhcb",
+    "flow-matching-student": "lhcb",
+    "energy-first": "lhcb",
+    "wgan-gp-atlas": "atlas",
+    "vae-atlas": "atlas",
+    "gan-3d": "clic",
+    "lstm-lcd": "lcd",
+    "wgan-mlp-lcd": "lcd",
+    "lagan-lcd": "lcd",
+}
+"""The stand-in data each registered family trains on in the tests."""
+
+WRITERS = {
+    "lhcb": lambda p: write_lhcb_like(p, 300, seed=1),
+    "atlas": lambda p: write_atlas_like(p, 300, seed=1),
+    "clic": lambda p: write_clic_like(p, 100, seed=2),
+    "lcd": lambda p: write_lcd_like(p, 100, seed=1),
+}
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    """``data(kind)``: the stand-in file of ``WRITERS[kind]``, written once per session."""
+    folder = tmp_path_factory.mktemp("stand-in")
+    made: dict = {}
+
+    def get(kind: str):
+        if kind not in made:
+            made[kind] = WRITERS[kind](folder / f"{kind}.h5")
+        return made[kind]
+
+    return get
+
+
+def tiny_options(family: str, teacher=None) -> dict:
+    """A family's tiny test options; the student's name its ``teacher`` directory."""
+    if family == "flow-matching-student":
+        return {"teacher": str(teacher), "hidden": 16, "blocks": 1}
+    return TINY[family]
+
+
 def option_args(options: dict) -> list[str]:
     """``options`` as ``caloforge train``'s ``-o key=value`` arguments."""
     return [arg for key, value in options.items() for arg in ("-o", f"{key}={json.dumps(value)}")]

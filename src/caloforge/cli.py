@@ -16,20 +16,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from caloforge.demo import DEMO_MODEL
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, invalid_value
 
 app = typer.Typer(
     name="caloforge",
     help="Fast calorimeter simulation: Geant4 showers, generative models, fidelity metrics.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 detectors_app = typer.Typer(help="List and describe detectors.", invoke_without_command=True)
-geant4_app = typer.Typer(help="Geant4 data tables and checks.", no_args_is_help=True)
+geant4_app = typer.Typer(help="Geant4 data tables and checks.")
 app.add_typer(detectors_app, name="detectors")
 app.add_typer(geant4_app, name="geant4")
 
@@ -38,6 +39,14 @@ err = Console(stderr=True, soft_wrap=True)
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed, recorded in the output.")]
+
+
+@app.callback(invoke_without_command=True)
+@geant4_app.callback(invoke_without_command=True)
+def _help_without_command(ctx: typer.Context) -> None:
+    # In place of typer's no_args_is_help, which is an error in the non-standalone mode of main.
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help(), highlight=False)
 
 
 _ARGV: list[str] = []
@@ -58,15 +67,30 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = show
     _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="caloforge")
-    except CaloforgeError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
+        # Not standalone: click's own errors (a word for a number, a missing option) come here
+        # as exceptions, to be said in one line rather than in its usage box with status 2.
+        code = app(args=argv, prog_name="caloforge", standalone_mode=False)
+    except TyperException as exc:  # click's own, vendored by typer
+        _fail(exc.format_message())
+    except CaloforgeError as exc:  # Stopped by a batch system's signal: REQUEUE
+        _fail(str(exc), getattr(exc, "exit_status", 1))
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted", highlight=False)
         sys.exit(130)
     finally:
         warnings.showwarning = previous
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _fail(message: str, status: int = 1) -> None:
+    """One line on stderr (none for an empty message: said already), exit ``status``. Of the
+    ranks of a data-parallel run stopped on request, rank 0 alone says so."""
+    quiet = not message or (status != 1 and os.environ.get("RANK", "0") != "0")
+    if not quiet:
+        line = escape(" ".join(message.split()))  # a message's [brackets] are not markup
+        err.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+    sys.exit(status)
 
 
 @contextmanager
@@ -561,6 +585,11 @@ def select(
 # ---------------------------------------------------------------------------------- models
 
 
+def _flag(name: str) -> str:
+    """The option of a setting called ``name``: ``batch_size`` → ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
 def _options(pairs: list[str]) -> dict:
     """KEY=VALUE pairs (values parsed as YAML: numbers, lists, booleans) into a dict."""
     import yaml
@@ -635,6 +664,8 @@ def train(
     ] = 300.0,
 ) -> None:
     """Train a generative model on a shower file (data-parallel with --nproc / --nnodes)."""
+    from pydantic import ValidationError
+
     from caloforge.training.launch import launch, under_torchrun
     from caloforge.training.loop import TrainingSettings
     from caloforge.training.loop import train as run_train
@@ -649,21 +680,26 @@ def train(
                 "its own part of the data"
             )
         code = launch(_ARGV, nproc, nnodes, node_rank, master, rdzv_timeout)
-        if code != 0:
-            raise CaloforgeError(f"training stopped: torchrun's ranks exited with status {code}")
+        if code:
+            raise typer.Exit(code)  # every rank stopped on request: REQUEUE
         return
     # On --resume the checkpoint's settings hold; only a new total of steps or a device may be
     # given.
     settings = None
     if not resume:
-        settings = TrainingSettings(
-            steps=20_000 if steps is None else steps,
-            batch_size=batch_size,
-            seed=seed,
-            checkpoint_every=checkpoint_every,
-            eval_every=eval_every,
-            **({} if data_parts is None else {"data_parts": data_parts}),
-        )
+        try:
+            settings = TrainingSettings(
+                steps=20_000 if steps is None else steps,
+                batch_size=batch_size,
+                seed=seed,
+                checkpoint_every=checkpoint_every,
+                eval_every=eval_every,
+                **({} if data_parts is None else {"data_parts": data_parts}),
+            )
+        except ValidationError as exc:
+            raise invalid_value(exc, _flag) from None
+    elif steps is not None and steps < 1:
+        raise CaloforgeError(f"--steps: must be greater than 0, got {steps}")
     with _progress(f"train {family}", "steps") as update:
         result = run_train(
             family,

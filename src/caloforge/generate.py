@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from caloforge import stopping
 from caloforge.data.showerfile import (
     CaloforgeWarning,
     ShowerBatch,
@@ -27,6 +28,7 @@ from caloforge.data.showerfile import (
     partial_path,
 )
 from caloforge.errors import CaloforgeError
+from caloforge.files import locked
 
 __all__ = [
     "BACKENDS",
@@ -188,41 +190,56 @@ def generate(
     else:
         total, batches_from, extra = _conditions_from_file(Path(conditions_from), model, batch_size)
     out = Path(out)
-    writer = _open(out, model, attrs, resume, overwrite)
-    start = writer.n_committed
-    batches = batches_from(start)
-    for key, value in extra.items():
-        if value is not None:
-            writer.attrs[key] = value
-    writer.n_planned = total
-    writer.attrs["n_planned"] = total
-    decode = decoder(model, backend)
-    warned: set = set()
-    started = time.perf_counter()
-    finished = False
-    try:
-        if progress is not None:
-            progress(start, total)
-        for b, (energy, conditions) in enumerate(batches, start=start // batch_size):
-            _warn_outside_training(model, conditions, warned)
-            noise = model.noise(len(conditions), batch_generator(seed, b)).numpy()
-            # A model whose map fails on some input (a flow's inverse, an ODE that diverges) is
-            # stopped here, naming the event, before a NaN or more energy than the particle
-            # brought reaches the file.
-            showers = check_energies(
-                decode(noise, conditions.astype(np.float32)),
-                f"model {model.describe()['name']}",
-                first_event=writer.n_committed,
-                incident=energy,
-            )
-            writer.append(ShowerBatch(showers, energy, conditions))
+    with locked(out, f"shower file {out}"):
+        writer = _open(out, model, attrs, resume, overwrite)
+        start = writer.n_committed
+        batches = batches_from(start)
+        for key, value in extra.items():
+            if value is not None:
+                writer.attrs[key] = value
+        writer.n_planned = total
+        writer.attrs["n_planned"] = total
+        decode = decoder(model, backend)
+        started = time.perf_counter()
+        finished = False
+        try:
             if progress is not None:
-                progress(writer.n_committed, total)
-        finished = True
-    finally:
-        done = writer.n_committed
-        path = writer.close(finish=finished)
-    return GenerationResult(path, done, time.perf_counter() - started)
+                progress(start, total)
+            with stopping.on_request():
+                _run(model, decode, batches, start // batch_size, seed, writer, total, progress)
+            finished = True
+        except stopping.Stopped as exc:
+            raise stopping.Stopped(
+                f"stopped by {stopping.signal_name(exc.signum)}: {writer.n_committed} showers kept "
+                f"in {partial_path(out)}; rerun with --resume to continue",
+                exc.signum,
+            ) from None
+        finally:
+            done = writer.n_committed
+            path = writer.close(finish=finished)
+        return GenerationResult(path, done, time.perf_counter() - started)
+
+
+def _run(model, decode, batches, first_batch, seed, writer, total, progress) -> None:
+    """Decode and append batch after batch, looking for a stop request between them."""
+    warned: set = set()
+    for b, (energy, conditions) in enumerate(batches, start=first_batch):
+        _warn_outside_training(model, conditions, warned)
+        noise = model.noise(len(conditions), batch_generator(seed, b)).numpy()
+        # A model whose map fails on some input (a flow's inverse, an ODE that diverges) is
+        # stopped here, naming the event, before a NaN or more energy than the particle
+        # brought reaches the file.
+        showers = check_energies(
+            decode(noise, conditions.astype(np.float32)),
+            f"model {model.describe()['name']}",
+            first_event=writer.n_committed,
+            incident=energy,
+        )
+        writer.append(ShowerBatch(showers, energy, conditions))
+        if progress is not None:
+            progress(writer.n_committed, total)
+        if signum := stopping.requested():
+            raise stopping.Stopped("stopped", signum)
 
 
 def _open(out: Path, model, attrs: dict, resume: bool, overwrite: bool) -> ShowerWriter:

@@ -236,3 +236,51 @@ def test_select_leaves_out_condition_values(tmp_path, rng, cli):
         code, _, stderr = cli("select", str(path), "--out", str(bad), "--leave-out", option, *more)
         assert code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1
         assert not bad.exists() and not partial_path(bad).exists()
+
+
+# Property-based: whatever batches are written, the file reads back exactly what was committed.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@st.composite
+def _runs(draw):
+    cells = draw(st.integers(1, 12))
+    conditions = draw(st.integers(1, 4))
+    values = st.one_of(st.just(0.0), st.floats(2.0**-100, 2.0**100, width=32))
+    sizes = draw(st.lists(st.integers(1, 20), min_size=1, max_size=4))
+    return (
+        cells,
+        conditions,
+        [
+            (
+                draw(arrays(np.float32, (n, cells), elements=values)),
+                draw(arrays(np.float64, (n,), elements=st.floats(1.0, 1e7))),
+                draw(arrays(np.float64, (n, conditions), elements=st.floats(-1e6, 1e6))),
+            )
+            for n in sizes
+        ],
+    )
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(run=_runs())
+def test_any_batches_read_back_exactly(tmp_path_factory, run):
+    cells, conditions, batches = run
+    path = tmp_path_factory.mktemp("prop") / "s.h5"
+    names = tuple(f"c{i}" for i in range(conditions))
+    with ShowerWriter.create(path, n_cells=cells, condition_names=names) as w:
+        for showers, energy, cond in batches:
+            w.append(ShowerBatch(showers, energy, cond))
+    f = ShowerFile(path)
+    data = f.read()
+    assert len(f) == sum(len(b[0]) for b in batches) and f.n_cells == cells
+    assert f.condition_names == names
+    np.testing.assert_array_equal(data.showers, np.concatenate([b[0] for b in batches]))
+    np.testing.assert_array_equal(
+        data.incident_energies[:, 0], np.concatenate([b[1] for b in batches])
+    )
+    np.testing.assert_array_equal(data.conditions, np.concatenate([b[2] for b in batches]))

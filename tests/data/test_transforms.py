@@ -229,3 +229,37 @@ def test_log1p_saturates_at_the_largest_value_it_was_fitted_on(rng):
     np.testing.assert_allclose(t.inverse(far)[0, 0], x.max())
     assert float(t.inverse(torch.tensor(far))[0, 0]) == pytest.approx(x.max())
     assert Log1p(scale=0.5).inverse(far)[0, 0] > 1e10  # unfitted: no bound
+
+
+# Property-based: the round trips above for any batch, including empty cells, huge and tiny
+# deposits and a single event or cell.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+_DEPOSITS = st.one_of(st.just(0.0), st.floats(1e-6, 1e6, allow_nan=False, allow_infinity=False))
+
+
+@st.composite
+def _batches(draw):
+    n = draw(st.integers(2, 40))
+    cells = draw(st.integers(1, 10))
+    x = draw(arrays(np.float64, (n, cells), elements=_DEPOSITS))
+    x[:, 0] += draw(st.floats(1e-3, 1e3))  # every shower deposits something
+    e = x.sum(axis=1, keepdims=True) * draw(st.floats(1.5, 100.0))  # deposits < E_inc
+    return x, e
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=_batches())
+def test_any_batch_round_trips_in_numpy_and_torch(name, batch):
+    x, e = batch
+    t = CASES[name]().fit(x, e)
+    y = t.forward(x, e)
+    assert y.shape[0] == x.shape[0] and y.dtype == np.float64 and np.isfinite(y).all()
+    back = t.inverse(y, e)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(back, x, rtol=1e-5, atol=1e-6 * e.max())
+    yt = t.forward(torch.from_numpy(x), torch.from_numpy(e))
+    np.testing.assert_allclose(yt.numpy(), y, rtol=1e-9, atol=1e-9)

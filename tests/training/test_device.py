@@ -13,31 +13,11 @@ import torch
 from caloforge.errors import CaloforgeError
 from caloforge.models import load_model
 from caloforge.training.loop import TrainingSettings, train, training_device
-from tests.conftest import (
-    TINY,
-    write_atlas_like,
-    write_clic_like,
-    write_lcd_like,
-    write_lhcb_like,
-)
+from tests.conftest import FAMILY_DATA, TINY
 
 FLOW = TINY["flow-matching"]
-FAMILIES = {
-    "wgan-gp-lhcb": ("lhcb", TINY["wgan-gp-lhcb"]),
-    "flow-matching": ("lhcb", FLOW | {"response_weight": 30}),
-    "flow-matching-unet": ("lhcb", {"network": "unet", "channels": [4, 4, 4], "sample_steps": 2}),
-    "wgan-gp-atlas": ("atlas", TINY["wgan-gp-atlas"]),
-    "vae-atlas": ("atlas", TINY["vae-atlas"]),
-    "gan-3d": ("clic", TINY["gan-3d"]),
-    "lstm-lcd": ("lcd", TINY["lstm-lcd"]),
-    "wgan-mlp-lcd": ("lcd", TINY["wgan-mlp-lcd"]),
-    "lagan-lcd": ("lcd", TINY["lagan-lcd"]),
-}
-WRITERS = {
-    "lhcb": lambda p: write_lhcb_like(p, 300, seed=1),
-    "atlas": lambda p: write_atlas_like(p, 300, seed=1),
-    "clic": lambda p: write_clic_like(p, 100, seed=2),
-    "lcd": lambda p: write_lcd_like(p, 100, seed=1),
+FAMILIES = {name: (FAMILY_DATA[name], TINY[name]) for name in FAMILY_DATA if name in TINY} | {
+    "flow-matching-unet": ("lhcb", {"network": "unet", "channels": [4, 4, 4], "sample_steps": 2})
 }
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
 
@@ -46,19 +26,6 @@ def _settings(steps: int, device: str = "cpu") -> TrainingSettings:
     return TrainingSettings(
         steps=steps, batch_size=16, checkpoint_every=2, eval_every=2, device=device
     )
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("device")
-    made: dict = {}
-
-    def get(kind: str):
-        if kind not in made:
-            made[kind] = WRITERS[kind](folder / f"{kind}.h5")
-        return made[kind]
-
-    return get
 
 
 def test_devices_this_machine_lacks_are_refused_in_one_line(data, tmp_path, cli):

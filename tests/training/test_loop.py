@@ -83,8 +83,10 @@ def test_bad_requests(tmp_path, lhcb_like, tiny_model):
         train("nope", lhcb_like, tmp_path / "x")
     with pytest.raises(CaloforgeError, match="exists"):
         train("wgan-gp-lhcb", lhcb_like, tiny_model)
-    with pytest.raises(CaloforgeError, match="bad model options"):
+    with pytest.raises(CaloforgeError, match="model option latent: input should be greater"):
         train("wgan-gp-lhcb", lhcb_like, tmp_path / "y", model_options={"latent": -1})
+    with pytest.raises(CaloforgeError, match="no option 'latnt'; did you mean latent"):
+        train("wgan-gp-lhcb", lhcb_like, tmp_path / "y", model_options={"latnt": 8})
     with pytest.raises(CaloforgeError, match=r"no checkpoint|no config|no model directory"):
         train("wgan-gp-lhcb", lhcb_like, tmp_path / "z", resume=True)
 

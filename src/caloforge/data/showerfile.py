@@ -16,6 +16,7 @@ are, their incident energy standing in as the one condition ``energy``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ import h5py
 import numpy as np
 
 from caloforge.errors import CaloforgeError
+from caloforge.files import write_error
 
 __all__ = [
     "CALIBRATED",
@@ -238,7 +240,8 @@ class ShowerFile:
             if min(lengths) < committed or (committed == len(showers) and len(lengths) > 1):
                 raise CaloforgeError(
                     f"{self.path}: datasets disagree on the number of events "
-                    f"(showers {len(showers)}, incident_energies {len(energies)})"
+                    f"(showers {len(showers)}, incident_energies {len(energies)}, "
+                    f"n_committed {committed})"
                 )
             self.extra_names = tuple(h5["extra"].keys()) if "extra" in h5 else ()
         self.n_events = committed
@@ -278,7 +281,17 @@ class ShowerFile:
                 f"or {CALIBRATED!r}"
             )
         fraction = self.attrs.get("sampling_fraction")
-        return EnergyUnit(kind, None if fraction is None else float(fraction))
+        if fraction is not None:
+            try:
+                fraction = float(fraction)
+            except (TypeError, ValueError):
+                fraction = math.nan
+            if not 0 < fraction <= 1:
+                raise CaloforgeError(
+                    f"{self.path} states a sampling fraction of {self.attrs['sampling_fraction']!r}"
+                    "; a sampling fraction lies in (0, 1]"
+                )
+        return EnergyUnit(kind, fraction)
 
     @property
     def detector_yaml(self) -> str | None:
@@ -290,7 +303,15 @@ class ShowerFile:
         from caloforge.detectors import detector_from_yaml
 
         text = self.detector_yaml
-        return None if text is None else detector_from_yaml(text, origin=f"detector in {self.path}")
+        if text is None:
+            return None
+        detector = detector_from_yaml(text, origin=f"detector in {self.path}")
+        if detector.n_cells != self.n_cells:
+            raise CaloforgeError(
+                f"{self.path} has {self.n_cells} cells per shower, but the detector it records "
+                f"({detector.name}) has {detector.n_cells}"
+            )
+        return detector
 
     @property
     def source(self):
@@ -516,12 +537,35 @@ class ShowerWriter:
             "conditions": batch.conditions,
             **{f"extra/{k}": v for k, v in batch.extras.items()},
         }
-        for name, values in columns.items():
-            h5[name].resize(stop, axis=0)
-            h5[name][start:stop] = values
-        h5.flush()
-        h5.attrs["n_committed"] = stop
-        h5.flush()
+        done = f"{start} events committed; --resume continues once there is space"
+        self._reserve(sum(np.asarray(v).nbytes for v in columns.values()), done)
+        try:
+            for name, values in columns.items():
+                h5[name].resize(stop, axis=0)
+                h5[name][start:stop] = values
+            h5.flush()
+            h5.attrs["n_committed"] = stop
+            h5.flush()
+        except (OSError, RuntimeError) as exc:  # a full disk (HDF5 says so as either)
+            if isinstance(exc, RuntimeError) and "errno" not in str(exc):
+                raise
+            raise write_error(h5.filename, exc, done) from None
+
+    def _reserve(self, nbytes: int, done: str) -> None:
+        """Claim the disk space an append of ``nbytes`` needs before HDF5 writes any of it.
+
+        A write HDF5 starts and cannot finish (a full disk, a quota) leaves a file it cannot open
+        again, committed events and all; a failed reservation leaves the file as it was.
+        """
+        path = self._h5.filename
+        need = nbytes + nbytes // 8 + (1 << 16)  # chunk and metadata overhead
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.posix_fallocate(fd, self._h5.id.get_filesize(), need)
+        except OSError as exc:
+            raise write_error(path, exc, done) from None
+        finally:
+            os.close(fd)
 
     def close(self, finish: bool = True) -> Path:
         """Close the file; rename it to its final name if ``finish`` and it is complete.
@@ -534,7 +578,10 @@ class ShowerWriter:
         if self.n_planned is None:
             self._h5.attrs["n_planned"] = committed
         partial = Path(self._h5.filename)
-        self._h5.close()
+        try:
+            self._h5.close()
+        except (OSError, RuntimeError):  # its last flush failed (a full disk): what was
+            return partial  # committed stays
         if finish and (self.n_planned is None or committed >= self.n_planned):
             os.replace(partial, self.final)
             return self.final

@@ -241,6 +241,9 @@ class BoxCox(Transform):
 
     name = "boxcox"
     SATURATION = 2.0
+    LAMBDA_RANGE = (-1.0, 2.0)
+    """Where the fitted λ is kept: below −1 the inverse of a large deposit cancels away its
+    precision, and such λ come only from samples of a few distinct values."""
 
     def __init__(self, shift: float = 1e-3, lam: float | None = None, upper: float | None = None):
         self.shift = float(shift)
@@ -253,7 +256,11 @@ class BoxCox(Transform):
         if values.size < 2:
             raise CaloforgeError("Box-Cox needs positive values to fit λ")
         sample = np.random.default_rng(0).choice(values, size=min(values.size, 200_000))
-        self.lam = float(stats.boxcox_normmax(sample + self.shift, method="mle"))
+        if np.ptp(sample) <= 1e-12 * sample.max():
+            self.lam = 1.0  # one value: no shape to Gaussianise, and no maximum to find
+        else:
+            lam = float(stats.boxcox_normmax(sample + self.shift, method="mle"))
+            self.lam = float(np.clip(lam, *self.LAMBDA_RANGE))
         self.upper = float(values.max())
         return self
 

@@ -45,6 +45,7 @@ from caloforge.evaluation.observables import (
     high_level_features,
     one_layer_image,
 )
+from caloforge.files import atomic_write_text
 
 __all__ = [
     "Evaluation",
@@ -659,9 +660,7 @@ def write_metrics_json(metrics: dict[str, Any], out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(_json_safe(metrics), indent=2) + "\n")
     return path
 
 

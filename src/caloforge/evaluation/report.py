@@ -59,6 +59,7 @@ from caloforge.detectors import CartesianBinning, Detector
 from caloforge.evaluation.conditions import MAX_ENERGY_POINTS, condition_bins
 from caloforge.evaluation.evaluate import MIN_BIN_EVENTS, Evaluation, Sample
 from caloforge.evaluation.observables import FAR_CELLS, RINGS, cell_energies, correlation_matrix
+from caloforge.files import atomic_write, atomic_write_text
 
 __all__ = ["cells_auc", "summary_rows", "write_report"]
 
@@ -232,9 +233,7 @@ def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
     sections.append(_provenance_section(metrics))
     page = _page(metrics, labels, sections)
     path = out_dir / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, page)
     return path
 
 
@@ -597,7 +596,8 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path: Path) -> str:
     """Save a PNG without software or time stamps, so that the same plot gives the same bytes."""
-    fig.savefig(path, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
+    with atomic_write(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
     return path.name
 
 

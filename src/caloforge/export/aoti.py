@@ -22,6 +22,7 @@ import torch
 
 from caloforge.errors import CaloforgeError
 from caloforge.export import Decoder, checked_path, example_inputs, metadata
+from caloforge.files import atomic_write
 
 __all__ = ["FORMAT", "AotiSampler", "export_aoti", "package_metadata"]
 
@@ -69,13 +70,12 @@ def export_aoti(model, path: str | Path) -> Path:
             example_inputs(model, batch=4),
             dynamic_shapes={"noise": {0: batch}, "conditions": {0: batch}},
         )
-        tmp = path.with_name(path.name + ".tmp.pt2")
-        torch._inductor.aoti_compile_and_package(
-            program,
-            package_path=str(tmp),
-            inductor_configs={"aot_inductor.metadata": package_metadata(model)},
-        )
-    tmp.replace(path)
+        with atomic_write(path, suffix=".pt2") as tmp:
+            torch._inductor.aoti_compile_and_package(
+                program,
+                package_path=str(tmp),
+                inductor_configs={"aot_inductor.metadata": package_metadata(model)},
+            )
     return path
 
 

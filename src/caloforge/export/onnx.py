@@ -20,6 +20,7 @@ import torch
 
 from caloforge.errors import CaloforgeError
 from caloforge.export import Decoder, checked_path, example_inputs, metadata
+from caloforge.files import atomic_write
 
 __all__ = ["OPSET", "OnnxSampler", "export_onnx", "metadata_path"]
 
@@ -35,8 +36,7 @@ def export_onnx(model, path: str | Path) -> Path:
     """Export ``model.decode`` to ``path`` (ONNX opset 17) and its metadata beside it."""
     path = checked_path(path, ".onnx")
     model = model.eval()
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
+    with atomic_write(path) as tmp, warnings.catch_warnings():
         # The TorchScript-based exporter is the one that needs no extra package; it warns that
         # the dynamo exporter is the future default.
         warnings.simplefilter("ignore")
@@ -55,7 +55,6 @@ def export_onnx(model, path: str | Path) -> Path:
             dynamo=False,
             do_constant_folding=True,
         )
-    tmp.replace(path)
     info = metadata(model)
     meta: dict[str, Any] = {
         "format": "caloforge-onnx-1",
@@ -102,6 +101,13 @@ class OnnxSampler:
             )
         except Exception as exc:  # onnxruntime raises its own types for bad files
             raise CaloforgeError(f"cannot load ONNX model {path}: {exc}") from None
+        inputs = [(i.name, len(i.shape)) for i in self.session.get_inputs()]
+        outputs = [(o.name, len(o.shape)) for o in self.session.get_outputs()]
+        if inputs != [("noise", 2), ("conditions", 2)] or outputs != [("showers", 2)]:
+            raise CaloforgeError(
+                f"{path} is not a caloforge model: it maps {[n for n, _ in inputs]} to "
+                f"{[n for n, _ in outputs]}, not noise and conditions to showers"
+            )
         self.latent_dim = self.session.get_inputs()[0].shape[1]
 
     def decode(self, noise: np.ndarray, conditions: np.ndarray) -> np.ndarray:

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from caloforge import stopping
 from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter, partial_path
 from caloforge.detectors import Detector, detector_from_yaml, elements_of_detector
 from caloforge.errors import CaloforgeError
+from caloforge.files import locked
 from caloforge.geant4.fast import FastSpec, fast_extras, record_fallback_totals
 from caloforge.sources import Source, sample_primaries, source_from_yaml, source_to_yaml
 
@@ -188,24 +190,35 @@ def simulate(
         "shard": "" if shard is None else f"{shard[0]}/{shard[1]}",
     }
     planned = last - first
-    writer = _open_writer(
-        out, detector, source, attrs, planned, resume, overwrite, fast_extras(fast)
-    )
-    done_before = writer.n_committed
-    start_time = time.perf_counter()
-    interrupted = True
-    try:
-        if progress is not None:
-            progress(done_before, planned)
-        _run_workers(spec, first + done_before, last, jobs, chunk_size, writer, planned, progress)
-        interrupted = False
-    finally:
-        path = writer.close(finish=not interrupted)
-        if fast is not None:
-            record_fallback_totals(path)
-    elapsed = time.perf_counter() - start_time
-    done = ShowerFile(path).n_events
-    return SimulationResult(path, done, done - done_before, elapsed, done >= planned)
+    with locked(out, f"shower file {out}"):
+        writer = _open_writer(
+            out, detector, source, attrs, planned, resume, overwrite, fast_extras(fast)
+        )
+        done_before = writer.n_committed
+        start_time = time.perf_counter()
+        interrupted = True
+        try:
+            if progress is not None:
+                progress(done_before, planned)
+            with stopping.on_request():
+                _run_workers(
+                    spec, first + done_before, last, jobs, chunk_size, writer, planned, progress
+                )
+            interrupted = False
+        except stopping.Stopped as exc:
+            done = writer.n_committed
+            raise stopping.Stopped(
+                f"stopped by {stopping.signal_name(exc.signum)}: {done} events kept in "
+                f"{partial_path(out)}; rerun with --resume to continue",
+                exc.signum,
+            ) from None
+        finally:
+            path = writer.close(finish=not interrupted)
+            if fast is not None:
+                record_fallback_totals(path)
+        elapsed = time.perf_counter() - start_time
+        done = ShowerFile(path).n_events
+        return SimulationResult(path, done, done - done_before, elapsed, done >= planned)
 
 
 def _open_writer(
@@ -277,7 +290,7 @@ def _run_workers(
             while queue and len(pending) < 2 * jobs:
                 a, b = queue.pop()
                 pending[pool.submit(_worker_run, a, b)] = (a, b)
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished, _ = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
             for future in finished:
                 a, _ = pending.pop(future)
                 ready[a] = future.result()
@@ -287,24 +300,32 @@ def _run_workers(
                 next_start += len(batch)
                 if progress is not None:
                     progress(writer.n_committed, planned)
+            if signum := stopping.requested():
+                raise stopping.Stopped("stopped", signum)  # what is complete is committed
         finished_all = True
     finally:
         if not finished_all:
-            # An error or Ctrl-C: stop the workers now rather than let them finish their chunks.
+            # An error, Ctrl-C or SIGTERM: stop the workers now rather than let them finish
+            # their chunks (they ignore SIGTERM, left to the parent: hence SIGKILL).
             for process in list((pool._processes or {}).values()):
-                process.terminate()
+                process.kill()
         # Always join the pool's manager thread here: left running, it races the interpreter's
         # exit hook, which then prints a traceback about a closed pipe.
         pool.shutdown(wait=True, cancel_futures=True)
 
+
+_POLL_S = 0.2
+"""How often the parent looks for a stop request while its workers run."""
 
 _SPEC: _RunSpec | None = None
 _APP = None
 
 
 def _worker_init(spec: _RunSpec) -> None:
-    # The parent handles Ctrl-C; Geant4's C++ event loop must not see KeyboardInterrupt.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent handles Ctrl-C and a batch system's signals (sent to every process of a job);
+    # Geant4's C++ event loop must not see KeyboardInterrupt.
+    for signum in stopping.SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     # Geant4's banner and run summaries go to stdout: keep the terminal for the progress bar.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from caloforge.data.transforms import Transform, transform_from_state
 from caloforge.detectors import Detector, detector_from_yaml
 from caloforge.errors import CaloforgeError
+from caloforge.files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["GenerativeModel", "ModelConfig", "TrainBatch", "derived_conditions"]
 
@@ -275,7 +276,7 @@ class GenerativeModel(torch.nn.Module, ABC):
         """Write config.json only (atomically)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(directory / CONFIG, self.config.model_dump_json(indent=2) + "\n")
+        atomic_write_text(directory / CONFIG, self.config.model_dump_json(indent=2) + "\n")
         return directory
 
     def save_weights_to(self, path: Path) -> None:
@@ -314,18 +315,11 @@ class GenerativeModel(torch.nn.Module, ABC):
         }
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def save_weights(tensors: dict[str, torch.Tensor], path: Path, meta: dict | None = None) -> None:
     """Safetensors, written atomically (a killed save never leaves a half file)."""
-    tmp = path.with_name(path.name + ".tmp")
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    save_file(contiguous, tmp, metadata={k: json.dumps(v) for k, v in (meta or {}).items()})
-    tmp.replace(path)
+    metadata = {k: json.dumps(v) for k, v in (meta or {}).items()}
+    atomic_write_bytes(path, save(contiguous, metadata=metadata))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -24,9 +24,12 @@ __all__ = [
     "FractionConfig",
     "FractionModel",
     "LocallyConnected2d",
+    "PartBatchNorm3d",
     "axis_centre",
     "centroids",
     "cube_shape",
+    "data_parts",
+    "dropout",
     "fit_axis",
     "gradient_penalty",
     "mlp",
@@ -318,23 +321,81 @@ def axis_centre(
 # each rank holds its rows of the global batch; drawing for the global batch and keeping those rows
 # makes a step's randomness, hence the run, the same whatever the number of processes.
 
-_SHARD: tuple[int, int] = (0, 1)  # (this rank's index, ranks): which rows of a global batch
+_SHARD: tuple[int, int, int] = (0, 1, 1)  # (this rank's index, ranks, data parts of the run)
 
 
 @contextlib.contextmanager
-def shard(index: int, count: int) -> Iterator[None]:
-    """Inside: draws for a batch are those of the global batch's rows owned by rank ``index``."""
+def shard(index: int, count: int, parts: int | None = None) -> Iterator[None]:
+    """Inside: draws for a batch are those of the global batch's rows owned by rank ``index``,
+    and batch statistics are those of each of the run's ``parts`` (default: one per rank)."""
     global _SHARD
-    previous, _SHARD = _SHARD, (index, count)
+    previous, _SHARD = _SHARD, (index, count, parts or count)
     try:
         yield
     finally:
         _SHARD = previous
 
 
+def data_parts(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """This rank's batch ``x`` cut into the run's data parts it holds (``shard``), for a
+    statistic of a batch that must not depend on how many processes share it."""
+    _, ranks, parts = _SHARD
+    local = max(1, parts // ranks)
+    return x.chunk(local) if len(x) % local == 0 else (x,)
+
+
+class PartBatchNorm3d(torch.nn.BatchNorm3d):
+    """Batch normalisation by the statistics of each data part of the batch ("ghost" batch
+    normalisation, arXiv:1705.08741), so that a training step is the same whatever the number of
+    processes sharing the batch.
+
+    In training, each of the batch's data parts (``shard``'s ``parts``; one outside training
+    loops) is normalised by its own mean and variance, and the running statistics move by the
+    mean of all the run's parts' statistics (one all-reduce of them over the ranks). With one
+    part it is ``BatchNorm3d``; in evaluation it is ``BatchNorm3d`` with the running statistics,
+    and exports as one.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        _, ranks, _ = _SHARD
+        groups = data_parts(x)
+        dims = (0, 2, 3, 4)
+        out = []
+        means, variances = [], []
+        for g in groups:
+            out.append(
+                torch.nn.functional.batch_norm(
+                    g, None, None, self.weight, self.bias, True, 0.0, self.eps
+                )
+            )
+            means.append(g.detach().mean(dims))
+            variances.append(g.detach().var(dims, unbiased=True))
+        with torch.no_grad():
+            stats = torch.stack([torch.stack(means).sum(0), torch.stack(variances).sum(0)])
+            if ranks > 1 and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(stats)
+            stats /= len(groups) * (ranks if ranks > 1 else 1)
+            self.running_mean.lerp_(stats[0], self.momentum)
+            self.running_var.lerp_(stats[1], self.momentum)
+            self.num_batches_tracked += 1
+        return torch.cat(out)
+
+
+def dropout(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Dropout with its mask drawn from ``generator`` for this rank's rows (``shard_rand``), so
+    that a resumed or data-parallel step draws what an uninterrupted one-process step draws;
+    the identity without a generator (evaluation) or with ``p`` = 0."""
+    if generator is None or p == 0:
+        return x
+    keep = shard_rand(tuple(x.shape), generator) >= p
+    return x * keep / (1 - p)
+
+
 def rows(n_local: int) -> slice:
     """This rank's rows of a global batch of ``count`` equal local batches."""
-    index, _ = _SHARD
+    index = _SHARD[0]
     return slice(index * n_local, (index + 1) * n_local)
 
 

@@ -68,7 +68,14 @@ from torch import nn
 from caloforge.data.transforms import Chain, Identity, Power, Standardize, Transform
 from caloforge.detectors import detector_from_yaml
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import cube_shape, require_conditions, shard_rand, shard_randn
+from caloforge.models.common import (
+    PartBatchNorm3d,
+    cube_shape,
+    data_parts,
+    require_conditions,
+    shard_rand,
+    shard_randn,
+)
 
 __all__ = ["GAN3D", "GAN3DConfig", "barycentres", "shift_cells"]
 
@@ -287,8 +294,18 @@ class GAN3D(GenerativeModel):
         expected = self.config.response * batch.energy[:, 0]
         deposit = ((visible - expected).abs() / expected).mean()
         real = (batch.showers - self._zero) * self._scale
-        s_fake, s_real = self._spectrum(powered), self._spectrum(real)
-        spectrum = ((s_fake - s_real).abs() / s_real.clamp_min(1e-6)).mean()
+        # The spectrum is a statistic of a batch: taken per data part, so that the step does not
+        # depend on how many processes share the batch.
+        spectrum = torch.stack(
+            [
+                ((f - r).abs() / r.clamp_min(1e-6)).mean()
+                for f, r in zip(
+                    map(self._spectrum, data_parts(powered)),
+                    map(self._spectrum, data_parts(real)),
+                    strict=True,
+                )
+            ]
+        ).mean()
         return deposit, spectrum
 
     def _spectrum(self, powered: torch.Tensor) -> torch.Tensor:
@@ -357,11 +374,11 @@ class _Generator(nn.Module):
         self.net = nn.Sequential(
             _conv_same(8, f1, (8, 6, 6)),
             act,
-            nn.BatchNorm3d(f1),
+            PartBatchNorm3d(f1),
             nn.Upsample(scale_factor=2),
             _conv_same(f1, f2, (8, 8, 5)),
             act,
-            nn.BatchNorm3d(f2),
+            PartBatchNorm3d(f2),
             nn.Upsample(size=shape),
             _conv_same(f2, f3, (8, 5, 3)),
             act,
@@ -381,7 +398,7 @@ class _Discriminator(nn.Module):
         act = nn.LeakyReLU(0.2)
         layers: list[nn.Module] = [_conv_same(1, filters, (6, 6, 5)), act]
         for _ in range(3):
-            layers += [nn.Conv3d(filters, filters, (6, 6, 5)), act, nn.BatchNorm3d(filters)]
+            layers += [nn.Conv3d(filters, filters, (6, 6, 5)), act, PartBatchNorm3d(filters)]
         layers.append(nn.AvgPool3d(2))
         self.net = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():

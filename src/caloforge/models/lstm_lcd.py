@@ -51,6 +51,7 @@ from caloforge.data.transforms import Log1p, Transform
 from caloforge.detectors import detector_from_yaml
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import TrainBatch
+from caloforge.models.common import dropout
 from caloforge.models.lcd import LCDConfig, LCDModel, unroll
 
 __all__ = ["LSTMConfig", "SliceLSTM"]
@@ -88,7 +89,6 @@ class SliceLSTM(LCDModel):
         self.lstm = nn.LSTM(keep + 3 * width, config.hidden, batch_first=True)
         self.h0 = nn.Parameter(torch.zeros(1, 1, config.hidden))
         self.c0 = nn.Parameter(torch.zeros(1, 1, config.hidden))
-        self.dropout = nn.Dropout(config.dropout)
         per_value = 1 + 3 * config.components  # empty, then the mixture's weights, means, σ
         per_pixel = 1 if config.output == "l2" else per_value
         sliced = config.output == "slice-energy"
@@ -159,7 +159,7 @@ class SliceLSTM(LCDModel):
         slices = []
         for t in range(layers):
             out, state = self.lstm(self._inputs(previous, conditions, t), state)
-            h = self.dropout(out)
+            h = out  # dropout trains only
             s = None
             if output == "slice-energy":
                 s_params = self.slice_head(h[:, 0])
@@ -185,17 +185,20 @@ class SliceLSTM(LCDModel):
         factor = (s[:, None].exp() - 1) / total.clamp_min(1e-30)
         return torch.log(1 + energy * factor)
 
-    def loss(self, batch: TrainBatch) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: TrainBatch, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """A batch's losses: the mean per-pixel squared error (l2) or negative log-likelihood,
         and for ``slice-energy`` the mean per-slice one of the slice energies; the training
-        minimises their sum."""
+        minimises their sum. Dropout's masks come from ``generator`` (the training step's), so
+        that a resumed or data-parallel run draws what an uninterrupted one does."""
         n = len(batch)
         layers, keep = self.image_shape
         x = batch.showers.reshape(n, layers, keep)
         previous = torch.cat([x.new_zeros(n, 1, keep), x[:, :-1]], dim=1)
         c = batch.conditions
         out, _ = self.lstm(self._inputs(previous, c, 0), self._initial(c))
-        h = self.dropout(out)
+        h = dropout(out, self.config.dropout, generator)
         if self.config.output == "l2":
             return {"l2": ((self._heads(h, None)[..., 0] - x) ** 2).mean()}
         if self.config.output == "mixture":
@@ -217,7 +220,7 @@ class SliceLSTM(LCDModel):
         step: int,
     ) -> dict[str, float]:
         self.train()
-        losses = self.loss(batches[0])
+        losses = self.loss(batches[0], generator)
         optimizers["model"].zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         optimizers["model"].step()

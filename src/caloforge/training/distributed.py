@@ -37,8 +37,8 @@ from caloforge.errors import CaloforgeError
 __all__ = [
     "AveragingOptimizer",
     "World",
+    "any_rank",
     "barrier",
-    "broadcast_flag",
     "mean_over_ranks",
     "start",
     "stop",
@@ -94,12 +94,12 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def broadcast_flag(world: World, flag: bool) -> bool:
-    """Rank 0's decision (stop now, say), the same on every rank."""
+def any_rank(world: World, flag: bool) -> bool:
+    """Whether any rank's ``flag`` is set (stop now, say): the same answer on every rank."""
     if not world.parallel:
         return flag
     value = torch.tensor([1 if flag else 0])
-    dist.broadcast(value, src=0)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
 
 

@@ -11,14 +11,25 @@ directly works too (Slurm's ``srun torchrun``, Kubeflow's PyTorchJob: see ``depl
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from caloforge.errors import CaloforgeError
+from caloforge.stopping import REQUEUE
 
-__all__ = ["LAUNCH_OPTIONS", "launch", "parse_endpoint", "under_torchrun", "wait_for_endpoint"]
+__all__ = [
+    "LAUNCH_OPTIONS",
+    "LOST_RANKS",
+    "launch",
+    "parse_endpoint",
+    "under_torchrun",
+    "wait_for_endpoint",
+]
 
 LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--node-rank", "--master", "--rdzv-timeout")
 """Options of ``caloforge train`` that are the launcher's, not passed on to the ranks."""
@@ -100,4 +111,72 @@ def launch(
         ]
     command += ["-m", "caloforge", *_without_launch_options(argv)]
     environment = {"OMP_NUM_THREADS": "1", **os.environ}  # one core per rank unless told
-    return subprocess.call(command, env=environment)
+    run = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True, bufsize=1)
+    # A batch system's stop request to this process goes on to torchrun, which passes SIGTERM to
+    # the ranks: they checkpoint and exit with REQUEUE. Ctrl-C reaches them as a process group.
+    asked: list[int] = []
+
+    def stop(signum, frame):
+        asked.append(signum)
+        run.send_signal(signal.SIGTERM)
+
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    captured: list[str] = []
+    report = said = False
+    for line in run.stderr:
+        captured.append(line)
+        if _TORCHRUN_FAILED.search(line) or line.startswith("Traceback"):
+            report = True  # what follows is torchrun's report or its own traceback
+        ours = line.startswith(("error:", "warning:")) and LOST_RANKS not in line
+        if (report and not ours) or _TORCHRUN_LOG.match(line) or LOST_RANKS in line:
+            continue  # torchrun's own lines, and what its report will say better
+        said = said or ours
+        sys.stderr.write(line)
+    code = run.wait()
+    if code == 0:
+        return 0
+    stopped = any(line.startswith("error: stopped by") for line in captured)
+    if stopped and (asked or _all_requeued(captured)):
+        return REQUEUE  # the ranks said "stopped by ..." with their checkpoint written
+    if asked:
+        sys.stderr.write(
+            f"error: stopped by {signal.Signals(asked[0]).name}; continue with --resume\n"
+        )
+        return REQUEUE
+    return _outcome(code, "".join(captured), said)
+
+
+def _all_requeued(lines: list[str]) -> bool:
+    codes = [int(c) for c in re.findall(r"exitcode\s*:\s*(-?\d+)", "".join(lines))]
+    return bool(codes) and all(c == REQUEUE for c in codes)
+
+
+LOST_RANKS = "lost the other ranks"
+"""What a rank says when a collective operation finds another rank gone."""
+
+_TORCHRUN_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
+"""torchrun's own log lines (glog format)."""
+_TORCHRUN_FAILED = re.compile(r"failed \(exitcode: -?\d+\)")
+
+
+def _outcome(code: int, report: str, said: bool) -> int:
+    """torchrun's failed run in one line."""
+    root = report.partition("Root Cause")[2]
+    killed = re.search(r"rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-\d+) \(pid: (\d+)\)", root)
+    if said and not killed:
+        raise CaloforgeError("")  # a rank's error is on the line above
+    fd, log = tempfile.mkstemp(prefix="caloforge-torchrun-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(report)
+    if killed:
+        rank, status, pid = killed.groups()
+        how = signal.Signals(-int(status)).name
+        raise CaloforgeError(
+            f"training stopped: rank {rank} (pid {pid}) ended by {how} and the others were "
+            f"stopped; continue from the last checkpoint with --resume (torchrun's report: {log})"
+        )
+    raise CaloforgeError(
+        f"training stopped: torchrun exited with status {code} (its report: {log})"
+    )

@@ -23,9 +23,13 @@ on its own parts of the data; ``caloforge.training.distributed`` says how the ru
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import difflib
 import json
 import math
+import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,18 +38,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from caloforge import stopping
 from caloforge.data.showerfile import VISIBLE, ShowerFile
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, invalid_value
 from caloforge.evaluation.classifier import MIN_SAMPLES
 from caloforge.evaluation.observables import apply_threshold
+from caloforge.files import locked
 from caloforge.models import get_family
-from caloforge.models.base import GenerativeModel, read_config
+from caloforge.models.base import GenerativeModel, ModelConfig, read_config
 from caloforge.models.common import shard
 from caloforge.training import distributed
-from caloforge.training.checkpoint import load_checkpoint, save_checkpoint
+from caloforge.training.checkpoint import load_checkpoint, previous_path, save_checkpoint
 from caloforge.training.distributed import AveragingOptimizer, World
+from caloforge.training.launch import LOST_RANKS
 
 __all__ = ["TrainResult", "TrainingSettings", "train", "training_device"]
 
@@ -226,8 +233,13 @@ def train(
     """
     world = distributed.start()
     how = {"resume": resume, "overwrite": overwrite, "max_time": max_time, "steps": steps}
+    # Rank 0 alone writes the directory; a second training into it is refused while it runs.
+    lock = locked(out, f"model directory {out}") if world.main else contextlib.nullcontext()
     try:
-        return _train(world, family, data, out, settings, model_options, device, progress, **how)
+        with stopping.on_request(), lock:
+            return _train(
+                world, family, data, out, settings, model_options, device, progress, **how
+            )
     finally:
         distributed.stop()
 
@@ -290,7 +302,8 @@ def _train(
         model = _new_model(cls, dataset, settings, model_options or {})
         dataset.fit_all = None
         out.mkdir(parents=True, exist_ok=True)
-        for stale in (out / LOG, out / LAST, out / BEST, out / "metrics.json"):
+        last = out / LAST
+        for stale in (out / LOG, last, previous_path(last), out / BEST, out / "metrics.json"):
             stale.unlink(missing_ok=True)
         model.save(out)
     distributed.barrier(world)
@@ -368,11 +381,25 @@ def _new_model(cls, dataset: _Data, settings: TrainingSettings, options: dict) -
             },
             **options,
         )
-    except Exception as exc:  # pydantic's ValidationError: one line for the user
-        first = str(exc).splitlines()
-        raise CaloforgeError(f"bad model options: {' '.join(first[:3])}") from None
+    except ValidationError as exc:
+        unknown = [e["loc"][0] for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if unknown:
+            valid = sorted(set(cls.config_class.model_fields) - _CONFIG_FIELDS)
+            close = difflib.get_close_matches(str(unknown[0]), valid, n=3)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise CaloforgeError(
+                f"{cls.family} has no option {unknown[0]!r}; {hint}its options: {', '.join(valid)}"
+            ) from None
+        raise invalid_value(exc, lambda name: f"model option {name}") from None
     torch.manual_seed(settings.seed)  # initial weights: the one global draw, made from the seed
     return cls.create(config, *dataset.fit_all)
+
+
+_LOST_RANK = re.compile(r"gloo|Connection (reset|closed)|Broken pipe|timed out", re.I)
+"""What a collective operation says when another rank has gone."""
+
+_CONFIG_FIELDS = set(ModelConfig.model_fields)
+"""What every family's config holds and the loop sets: not options a user gives."""
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -394,14 +421,18 @@ def _run(
     cache: dict = {}
     k = model.batches_per_step
     losses: dict[str, float] = {}
-    stopped = False
+    stopped = signalled = None
+    at_boundary = True  # the weights and optimizers are those of the end of step `step`
     try:
         while step < settings.steps:
-            if max_time is not None and distributed.broadcast_flag(
-                world, time.perf_counter() - started > max_time
+            timed_out = max_time is not None and time.perf_counter() - started > max_time
+            asked = stopping.requested()
+            if (timed_out or asked or world.parallel) and distributed.any_rank(
+                world, bool(timed_out or asked)
             ):
-                stopped = True
+                stopped, signalled = True, asked or (None if timed_out else signal.SIGTERM)
                 break
+            at_boundary = False
             batches = []
             for j in range(k):
                 idx = torch.as_tensor(
@@ -423,10 +454,11 @@ def _run(
             generator = torch.Generator(train_set.showers.device).manual_seed(
                 _step_seed(settings.seed, step)
             )
-            with shard(world.rank, world.size):
+            with shard(world.rank, world.size, settings.data_parts):
                 losses = model.train_step(batches, optimizers, generator, step)
             step += 1
             loop["step"] = step
+            at_boundary = True
             if step % settings.log_every == 0 or step == settings.steps:
                 losses = distributed.mean_over_ranks(world, losses)
                 if main:
@@ -446,17 +478,38 @@ def _run(
                 _checkpoint(out, model, optimizers, loop, started)
             if main and progress is not None:
                 progress(step, settings.steps, losses)
-    except KeyboardInterrupt:
+    except RuntimeError as exc:
+        if not world.parallel or not _LOST_RANK.search(str(exc)):
+            raise
         if main:
-            _checkpoint(out, model, optimizers, loop, started)
             log.close()
+        first = str(exc).strip().splitlines()[0][:160]
         raise CaloforgeError(
-            f"interrupted at step {step}; checkpoint saved, continue with --resume"
+            f"rank {world.rank} {LOST_RANKS} at step {step} ({first}); the last "
+            "checkpoint is kept, continue with --resume"
+        ) from None
+    except KeyboardInterrupt:
+        # Raised mid-step (a second Ctrl-C), the weights may be half updated: only a state at a
+        # step's end is saved.
+        if main and at_boundary:
+            _checkpoint(out, model, optimizers, loop, started)
+        if main:
+            log.close()
+        kept = "checkpoint saved" if at_boundary else "the last checkpoint kept"
+        raise CaloforgeError(
+            f"interrupted at step {step}; {kept}; continue with --resume"
         ) from None
     if stopped and main:
         _checkpoint(out, model, optimizers, loop, started)
     if main:
         log.close()
+    if signalled:
+        distributed.barrier(world)
+        raise stopping.Stopped(
+            f"stopped by {stopping.signal_name(signalled)} at step {step}; checkpoint saved, "
+            "continue with --resume",
+            signalled,
+        )
     complete = step >= settings.steps
     if complete and main:
         _finish(model, out, dataset, settings, loop)
