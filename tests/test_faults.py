@@ -337,3 +337,101 @@ def test_an_onnx_file_that_is_not_caloforges_is_refused(tmp_path):
     torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(path), dynamo=False)
     with pytest.raises(CaloforgeError, match="is not a caloforge model"):
         OnnxSampler(path)
+
+
+def test_a_model_package_that_is_not_caloforges_is_refused(tmp_path):
+    from caloforge.export.aoti import AotiSampler
+
+    path = tmp_path / "other.pt2"
+    path.write_bytes(b"PK\x03\x04 not a package")
+    with pytest.raises(CaloforgeError, match="cannot load model package"):
+        AotiSampler(path)
+
+
+def test_ctrl_c_stops_train_at_a_steps_end_with_status_130(tmp_path, lhcb_like):
+    out = tmp_path / "m"
+    run = subprocess.Popen(
+        [
+            *CALOFORGE, "train", "wgan-gp-lhcb", "--data", str(lhcb_like), "--out", str(out),
+            "--steps", "400", "--batch-size", "32", "--checkpoint-every", "1000",
+            *option_args(TINY["wgan-gp-lhcb"]),
+        ],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert "/400 steps" in run.stderr.readline()
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("error: stopped by Ctrl-C at step")
+    resumed = train("wgan-gp-lhcb", lhcb_like, out, resume=True, max_time=0)
+    assert not resumed.complete and 0 < resumed.step < 400
+
+
+def test_a_full_disk_stops_simulate_and_merge_in_one_line(tmp_path):
+    args = [
+        *CALOFORGE, "simulate", "lhcb-ecal", "--source", "lhcb", "--energy", "1GeV",
+        "--n", "40", "--seed", "5",
+    ]  # fmt: skip
+    out = tmp_path / "s.h5"
+    full = subprocess.run(
+        [*args, "--out", str(out)], capture_output=True, text=True,
+        preexec_fn=_file_size_limit(120_000),
+    )  # fmt: skip
+    assert full.returncode == 1, full.stderr[-2000:]
+    errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"cannot write {partial_path(out)}" in errors[0], full.stderr
+    assert "Traceback" not in full.stderr
+    kept = len(ShowerFile(partial_path(out)))
+    assert 0 < kept < 40 and f"{kept} events committed" in errors[0]
+    again = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(ShowerFile(out)) == 40
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"shard{i}.h5")
+        done = subprocess.run([*args, "--shard", f"{i}/2", "--out", str(shards[-1])])
+        assert done.returncode == 0
+    merged = subprocess.run(
+        [*CALOFORGE, "merge", *map(str, shards), "--out", str(tmp_path / "m.h5")],
+        capture_output=True, text=True, preexec_fn=_file_size_limit(120_000),
+    )  # fmt: skip
+    assert merged.returncode == 1 and "Traceback" not in merged.stderr
+    assert merged.stderr.strip().splitlines()[-1].startswith("error: cannot write")
+    np.testing.assert_array_equal(
+        np.concatenate([_showers(s) for s in shards]), _showers(out)
+    )  # the shards of a run are the run
+
+
+def test_a_lost_machine_ends_both_in_one_line_each(tmp_path):
+    import socket
+
+    from tests.conftest import write_atlas_like
+
+    data = write_atlas_like(tmp_path / "atlas.h5", 600, seed=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        master = f"127.0.0.1:{s.getsockname()[1]}"
+    base = [
+        *CALOFORGE, "train", "wgan-gp-atlas", "--data", str(data), "--out", str(tmp_path / "m"),
+        "--steps", "5000", "--batch-size", "32", "--checkpoint-every", "5",
+        "--eval-every", "100000", "--nnodes", "2", "--master", master, "--rdzv-timeout", "60",
+        *option_args(TINY["wgan-gp-atlas"]),
+    ]  # fmt: skip
+    nodes = []
+    for rank in (0, 1):
+        env = {**os.environ, "CALOFORGE_TEST_NODE": f"{tmp_path.name}-{rank}"}
+        command = [*base, "--node-rank", str(rank)]
+        nodes.append(subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env))
+    _wait_for(lambda: (tmp_path / "m" / "checkpoints" / "last.safetensors").exists())
+    pid = _rank_pid(f"CALOFORGE_TEST_NODE={tmp_path.name}-1", 0)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    errors = []
+    for node in nodes:
+        _, err = node.communicate(timeout=120)
+        assert node.returncode == 1 and "Traceback" not in err, err[-2000:]
+        errors.append([line for line in err.splitlines() if line.startswith("error:")])
+    assert time.monotonic() - killed < 60
+    assert len(errors[1]) == 1 and f"rank 1 (pid {pid}) ended by SIGKILL" in errors[1][0]
+    assert len(errors[0]) == 1 and "lost the other ranks" in errors[0][0], errors[0]

@@ -167,6 +167,9 @@ def _outcome(code: int, report: str, said: bool) -> int:
     killed = re.search(r"rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-\d+) \(pid: (\d+)\)", root)
     if said and not killed:
         raise CaloforgeError("")  # a rank's error is on the line above
+    lost = re.search(rf"^error: (.*{LOST_RANKS}.*)$", report, re.M)
+    if lost and not killed:  # another machine's rank went: this one's says so
+        raise CaloforgeError(lost.group(1))
     fd, log = tempfile.mkstemp(prefix="caloforge-torchrun-", suffix=".log")
     with os.fdopen(fd, "w") as f:
         f.write(report)
