@@ -1,7 +1,9 @@
 """The ``caloforge`` command line: one typer app, each command a thin shell over the library.
 
-Errors a user can cause end in one line on stderr and exit status 1; Ctrl-C ends long work with
-what was done kept and exit status 130. Heavy libraries load inside the commands that need them.
+Errors a user can cause, click's own among them (a word for a number, a missing option), end in
+one line on stderr and exit status 1; Ctrl-C ends long work with what was done kept and exit
+status 130, and a batch system's SIGTERM or SIGUSR1 with exit status 75 (``stopping.REQUEUE``).
+Heavy libraries load inside the commands that need them.
 """
 
 from __future__ import annotations
