@@ -9,6 +9,7 @@ import pytest
 import typer
 
 from caloforge.cli import app
+from caloforge.models import FAMILIES
 
 
 def _commands(command=None, path=()):
@@ -90,3 +91,17 @@ def test_help_without_a_command(cli):
     assert code == 0 and "simulate" in out and "Usage" in out
     code, out, _ = cli("geant4")
     assert code == 0 and "tables" in out
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_models_show_lists_every_option_of_every_family(cli, family):
+    from caloforge.models import family_options
+
+    code, out, err = cli("models", "show", family)
+    assert code == 0 and err == ""
+    options = family_options(family)
+    assert options and all(o.description for o in options)  # one line each
+    for option in options:
+        assert option.name in out
+    code, _, err = cli("models", "show", "no-such")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and family in err

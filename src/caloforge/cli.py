@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from typer.exceptions import TyperException
 
 from caloforge.demo import DEMO_MODEL
@@ -33,7 +33,11 @@ app = typer.Typer(
 )
 detectors_app = typer.Typer(help="List and describe detectors.", invoke_without_command=True)
 geant4_app = typer.Typer(help="Geant4 data tables and checks.")
+models_app = typer.Typer(
+    help="List the model families and the pretrained models.", invoke_without_command=True
+)
 app.add_typer(detectors_app, name="detectors")
+app.add_typer(models_app, name="models")
 app.add_typer(geant4_app, name="geant4")
 
 out = Console(soft_wrap=True)
@@ -605,9 +609,11 @@ def _options(pairs: list[str]) -> dict:
     return options
 
 
-@app.command("models")
-def models() -> None:
+@models_app.callback()
+def models(ctx: typer.Context) -> None:
     """List the model families and the pretrained models."""
+    if ctx.invoked_subcommand is not None:
+        return
     from caloforge.models import families, pretrained_models
 
     table = Table("family", "description")
@@ -615,6 +621,19 @@ def models() -> None:
         table.add_row(name, description)
     out.print(table)
     out.print("pretrained: " + (", ".join(pretrained_models()) or "none"))
+
+
+@models_app.command("show")
+def models_show(family: Annotated[str, typer.Argument(help="A model family.")]) -> None:
+    """List a family's options (``caloforge train -o KEY=VALUE``): type, default, what each does."""
+    from caloforge.models import families, family_options
+
+    options = family_options(family)
+    out.print(f"[bold]{family}[/]: {families()[family]}\n", highlight=False)
+    table = Table(Column("option", no_wrap=True), "type", "default", "what")
+    for option in options:
+        table.add_row(option.name, option.type, option.default, option.description)
+    out.print(table)
 
 
 @app.command("train")

@@ -6,12 +6,23 @@ Families are imported only when used: listing them costs nothing.
 from __future__ import annotations
 
 import importlib
+import typing
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from caloforge.errors import CaloforgeError
 
-__all__ = ["FAMILIES", "families", "get_family", "load_model", "pretrained_models", "resolve_model"]
+__all__ = [
+    "FAMILIES",
+    "FamilyOption",
+    "families",
+    "family_options",
+    "get_family",
+    "load_model",
+    "pretrained_models",
+    "resolve_model",
+]
 
 FAMILIES: dict[str, tuple[str, str, str]] = {
     "wgan-gp-lhcb": (
@@ -83,6 +94,34 @@ def get_family(name: str):
         known = ", ".join(FAMILIES)
         raise CaloforgeError(f"unknown model family {name!r}; families: {known}") from None
     return getattr(importlib.import_module(module), cls)
+
+
+@dataclass(frozen=True)
+class FamilyOption:
+    """One option of a family, as ``caloforge models show`` lists it."""
+
+    name: str
+    type: str
+    default: str
+    description: str
+
+
+def family_options(name: str) -> list[FamilyOption]:
+    """The options a user may give a family (``train -o KEY=VALUE``): every field of its config
+    but those every config holds and the training sets."""
+    from caloforge.models.base import ModelConfig
+
+    config = get_family(name).config_class
+    options = []
+    for key, field in config.model_fields.items():
+        if key in ModelConfig.model_fields:
+            continue
+        kind = field.annotation
+        plain = isinstance(kind, type) and not typing.get_args(kind)
+        text = kind.__name__ if plain else str(kind).replace("typing.", "")
+        default = field.get_default(call_default_factory=True)
+        options.append(FamilyOption(key, text, repr(default), field.description or ""))
+    return options
 
 
 def pretrained_models() -> list[str]:

@@ -199,9 +199,11 @@ class FlowMatchingConfig(_FlowConfig):
 class FlowStudentConfig(_FlowConfig):
     family: Literal["flow-matching-student"] = "flow-matching-student"
     teacher: str = Field(description="the teacher's model directory or pretrained name")
-    hidden: int = Field(default=512, gt=0)
-    blocks: int = Field(default=2, gt=0)
-    lr: float = Field(default=1e-3, gt=0)
+    hidden: int = Field(default=512, gt=0, description="width of the student's MLP")
+    blocks: int = Field(default=2, gt=0, description="residual blocks of the student's MLP")
+    lr: float = Field(
+        default=1e-3, gt=0, description="peak learning rate of the student (cosine decay)"
+    )
     teacher_sample_steps: int = Field(default=0, ge=0, description="the teacher's (recorded)")
 
 

@@ -85,18 +85,29 @@ ENERGY_UNIT = 100_000.0  # MeV: the generator's energy factor is E / 100 GeV
 
 class GAN3DConfig(ModelConfig):
     family: Literal["gan-3d"] = "gan-3d"
-    latent: int = Field(default=256, gt=0)
-    power: float = Field(default=0.85, gt=0)
-    generator_filters: tuple[int, int, int] = (64, 6, 6)
-    discriminator_filters: int = Field(default=16, gt=0)
+    latent: int = Field(default=256, gt=0, description="size of the noise vector")
+    power: float = Field(default=0.85, gt=0, description="cells enter as energy ** power")
+    generator_filters: tuple[int, int, int] = Field(
+        default=(64, 6, 6), description="filters of the generator's three convolutions"
+    )
+    discriminator_filters: int = Field(
+        default=16, gt=0, description="filters of the discriminator's convolutions"
+    )
     gan_weight: float = Field(default=3.0, ge=0, description="W_G")
     energy_weight: float = Field(default=0.1, ge=0, description="W_P, primary energy")
     angle_weight: float = Field(default=25.0, ge=0, description="W_A")
     sum_weight: float = Field(default=0.1, ge=0, description="W_E, deposited energy")
     spectrum_weight: float = Field(default=0.1, ge=0, description="W_B, pixel spectrum")
-    label_flip: float = Field(default=0.05, ge=0, lt=0.5)
-    generator_steps: int = Field(default=2, gt=0)
-    lr: float = Field(default=1e-3, gt=0)
+    label_flip: float = Field(
+        default=0.05,
+        ge=0,
+        lt=0.5,
+        description="chance that a discriminator batch's labels are switched",
+    )
+    generator_steps: int = Field(
+        default=2, gt=0, description="generator updates per discriminator update"
+    )
+    lr: float = Field(default=1e-3, gt=0, description="RMSprop's learning rate")
     response: float | None = Field(default=None, description="mean visible/primary (fitted)")
     spectrum_edges: tuple[float, ...] | None = Field(
         default=None, description="cell-intensity bin edges, power-transformed (fitted)"

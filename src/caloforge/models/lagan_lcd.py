@@ -36,8 +36,8 @@ __all__ = ["LAGAN", "LAGANConfig"]
 
 class LAGANConfig(ClippedWGANConfig):
     family: Literal["lagan-lcd"] = "lagan-lcd"
-    latent: int = Field(default=256, gt=0)
-    crop: int = 5
+    latent: int = Field(default=256, gt=0, description="size of the noise vector")
+    crop: int = Field(default=5, description="side of the window each layer is cut to")
     channels: tuple[int, int, int] = Field(
         default=(16, 16, 8),
         description="maps of the dense layer's output, of the convolution, of the first "

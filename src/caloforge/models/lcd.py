@@ -138,7 +138,7 @@ class ConditionedNoise(torch.nn.Module):
 
 
 class ClippedWGANConfig(LCDConfig):
-    latent: int = Field(default=200, gt=0)
+    latent: int = Field(default=200, gt=0, description="size of the noise vector")
     lr: float = Field(default=5e-5, gt=0, description="RMSprop's learning rate")
     n_critic: int = Field(default=5, gt=0, description="critic batches per generator batch")
     clip: float = Field(default=0.01, gt=0, description="the critic's weights are kept in ±clip")

@@ -62,15 +62,20 @@ MIN_SIGMA = 1e-3
 
 class LSTMConfig(LCDConfig):
     family: Literal["lstm-lcd"] = "lstm-lcd"
-    hidden: int = Field(default=800, gt=0)
+    hidden: int = Field(default=800, gt=0, description="width of the LSTM")
     embedding: int = Field(default=10, gt=0, description="width of each condition's embedding")
-    dropout: float = Field(default=0.2, ge=0, lt=1)
-    output: Literal["mixture", "slice-energy", "l2"] = "mixture"
+    dropout: float = Field(
+        default=0.2, ge=0, lt=1, description="dropout on the LSTM's output during training"
+    )
+    output: Literal["mixture", "slice-energy", "l2"] = Field(
+        default="mixture",
+        description="per-pixel mixture, mixture with a drawn slice energy, or L2 regression",
+    )
     components: int = Field(default=2, gt=0, description="Gaussians per pixel and slice energy")
     slice_upper: float | None = Field(
         default=None, description="the largest slice energy (MeV) in training, fitted"
     )
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=1e-3, gt=0, description="Adam's learning rate")
 
 
 class SliceLSTM(LCDModel):

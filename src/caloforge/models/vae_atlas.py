@@ -93,21 +93,29 @@ class ATLASVAEConfig(FractionConfig):
     }
 
     family: Literal["vae-atlas"] = "vae-atlas"
-    latent: int = Field(default=10, gt=0)
-    hidden: tuple[int, ...] = (128, 128, 128)
+    latent: int = Field(default=10, gt=0, description="size of the latent space")
+    hidden: tuple[int, ...] = Field(
+        default=(128, 128, 128), description="widths of the encoder's and decoder's hidden layers"
+    )
     iaf_steps: int = Field(default=4, ge=0, description="IAF steps after the Gaussian encoder")
-    iaf_hidden: tuple[int, ...] = (64, 64)
+    iaf_hidden: tuple[int, ...] = Field(
+        default=(64, 64), description="widths of each inverse-autoregressive step's network"
+    )
     context: int = Field(default=16, gt=0, description="size of the encoder's context h")
-    kl_weight: float = Field(default=1.0, ge=0)
-    reconstruction_sigma: float = Field(default=0.1, gt=0)
+    kl_weight: float = Field(default=1.0, ge=0, description="weight of the KL term in the loss")
+    reconstruction_sigma: float = Field(
+        default=0.1, gt=0, description="width of the Gaussian likelihood of the reconstruction"
+    )
     energy_sigma: float | None = Field(
         default=0.1, gt=0, description="width of the E_tot/E_inc term (None: no such term)"
     )
     prior: Literal["conditional", "standard"] = Field(
         default="conditional", description="p(z | c) learned from the conditions, or N(0, 1)"
     )
-    prior_hidden: tuple[int, ...] = (64,)
-    lr: float = Field(default=1e-3, gt=0)
+    prior_hidden: tuple[int, ...] = Field(
+        default=(64,), description="widths of the conditional prior's hidden layers"
+    )
+    lr: float = Field(default=1e-3, gt=0, description="Adam's learning rate")
     lr_half_life: int | None = Field(
         default=2500, gt=0, description="steps over which the learning rate halves (None: fixed)"
     )

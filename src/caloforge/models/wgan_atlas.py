@@ -67,17 +67,19 @@ class ATLASWGANConfig(FractionConfig):
     older_files: ClassVar[dict[str, Any]] = {"energy_penalty": "two-sided"}
 
     family: Literal["wgan-gp-atlas"] = "wgan-gp-atlas"
-    latent: int = Field(default=64, gt=0)
-    hidden: tuple[int, ...] = (128, 128, 128)
+    latent: int = Field(default=64, gt=0, description="size of the noise vector")
+    hidden: tuple[int, ...] = Field(
+        default=(128, 128, 128), description="widths of the generator's and critic's hidden layers"
+    )
     energy_critic: bool = Field(default=True, description="train against the E_tot critic too")
     energy_weight: float = Field(default=3.0, ge=0, description="weight of the E_tot critic")
     energy_penalty: Literal["one-sided", "two-sided"] = Field(
         default="one-sided", description="gradient penalty of the E_tot critic"
     )
-    gp_lambda: float = Field(default=10.0, ge=0)
-    n_critic: int = Field(default=5, gt=0)
-    lr: float = Field(default=1e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.9)
+    gp_lambda: float = Field(default=10.0, ge=0, description="weight of WGAN-GP's gradient penalty")
+    n_critic: int = Field(default=5, gt=0, description="critic batches per generator batch")
+    lr: float = Field(default=1e-4, gt=0, description="Adam's learning rate")
+    betas: tuple[float, float] = Field(default=(0.5, 0.9), description="Adam's (beta1, beta2)")
 
 
 class ATLASWGAN(FractionModel):

@@ -72,16 +72,27 @@ PROFILE_FIT_SHOWERS = 2000
 
 class LHCbWGANConfig(ModelConfig):
     family: Literal["wgan-gp-lhcb"] = "wgan-gp-lhcb"
-    latent: int = Field(default=512, gt=0)
-    generator_channels: tuple[int, int, int, int] = (256, 128, 64, 32)
-    critic_channels: tuple[int, int, int, int] = (32, 64, 128, 256)
-    gp_lambda: float = Field(default=10.0, ge=0)
-    n_critic: int = Field(default=5, gt=0)
-    lr: float = Field(default=1e-4, gt=0)
-    betas: tuple[float, float] = (0.0, 0.9)
-    regressor_steps: int = Field(default=1000, ge=0)
-    regressor_lr: float = Field(default=1e-3, gt=0)
-    regressor_weight: float = Field(default=1.0, ge=0)
+    latent: int = Field(default=512, gt=0, description="size of the noise vector")
+    generator_channels: tuple[int, int, int, int] = Field(
+        default=(256, 128, 64, 32),
+        description="channels of the generator's four transposed convolutions",
+    )
+    critic_channels: tuple[int, int, int, int] = Field(
+        default=(32, 64, 128, 256), description="channels of the critic's four convolutions"
+    )
+    gp_lambda: float = Field(default=10.0, ge=0, description="weight of WGAN-GP's gradient penalty")
+    n_critic: int = Field(default=5, gt=0, description="critic batches per generator batch")
+    lr: float = Field(
+        default=1e-4, gt=0, description="Adam's learning rate of the generator and critic"
+    )
+    betas: tuple[float, float] = Field(default=(0.0, 0.9), description="Adam's (beta1, beta2)")
+    regressor_steps: int = Field(
+        default=1000, ge=0, description="pretraining steps of the regressor of the conditions"
+    )
+    regressor_lr: float = Field(default=1e-3, gt=0, description="the regressor's learning rate")
+    regressor_weight: float = Field(
+        default=1.0, ge=0, description="weight of the regressor's loss in the generator's"
+    )
     boxcox_shift: float = Field(
         default=1e-6, gt=0, description="energy fraction added before Box-Cox (0.01 MeV at 10 GeV)"
     )

@@ -31,7 +31,9 @@ __all__ = ["MLPWGAN", "MLPWGANConfig"]
 class MLPWGANConfig(ClippedWGANConfig):
     family: Literal["wgan-mlp-lcd"] = "wgan-mlp-lcd"
     hidden: tuple[int, ...] = Field(default=(), description="the generator's hidden layers")
-    critic_filters: int = Field(default=32, gt=0)
+    critic_filters: int = Field(
+        default=32, gt=0, description="filters of the critic's convolutions"
+    )
     critic_units: int = Field(default=8, gt=0, description="the critic's dense ReLU layer")
 
 
