@@ -209,11 +209,8 @@ def generate(
                 _run(model, decode, batches, start // batch_size, seed, writer, total, progress)
             finished = True
         except stopping.Stopped as exc:
-            raise stopping.Stopped(
-                f"stopped by {stopping.signal_name(exc.signum)}: {writer.n_committed} showers kept "
-                f"in {partial_path(out)}; rerun with --resume to continue",
-                exc.signum,
-            ) from None
+            kept = f"{writer.n_committed} showers kept in {partial_path(out)}"
+            raise stopping.Stopped.keeping(exc.signum, kept) from None
         finally:
             done = writer.n_committed
             path = writer.close(finish=finished)

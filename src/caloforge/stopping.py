@@ -37,6 +37,13 @@ class Stopped(CaloforgeError):
         super().__init__(message)
         self.signum = signum
 
+    @classmethod
+    def keeping(cls, signum: int, kept: str) -> Stopped:
+        """``stopped by SIGTERM: {kept}; rerun with --resume to continue``."""
+        return cls(
+            f"stopped by {signal_name(signum)}: {kept}; rerun with --resume to continue", signum
+        )
+
     @property
     def exit_status(self) -> int:
         return 130 if self.signum == signal.SIGINT else REQUEUE

@@ -206,12 +206,8 @@ def simulate(
                 )
             interrupted = False
         except stopping.Stopped as exc:
-            done = writer.n_committed
-            raise stopping.Stopped(
-                f"stopped by {stopping.signal_name(exc.signum)}: {done} events kept in "
-                f"{partial_path(out)}; rerun with --resume to continue",
-                exc.signum,
-            ) from None
+            kept = f"{writer.n_committed} events kept in {partial_path(out)}"
+            raise stopping.Stopped.keeping(exc.signum, kept) from None
         finally:
             path = writer.close(finish=not interrupted)
             if fast is not None:
