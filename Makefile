@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := libhdf5-dev
 CPP_BUILD ?= build/cpp
 CALOFORGE_SKIP_CPP ?= 0
 
-.PHONY: install demo test lint format clean cpp
+.PHONY: install demo test docs lint format clean cpp
 
 $(STAMP): pyproject.toml
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { command -v apt-get >/dev/null && \
@@ -30,8 +30,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/caloforge demo
 
-test: $(STAMP)
+test: docs
 	CALOFORGE_SKIP_CPP=$(CALOFORGE_SKIP_CPP) $(BIN)/pytest
+
+# The site (guides, studies, model cards, API reference from the docstrings) into site/, offline;
+# a warning (a broken link, an undocumented parameter) is an error.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -51,4 +56,4 @@ cpp: $(STAMP)
 	@echo "built $(CPP_BUILD)/caloforge-generate, caloforge-bench and libcaloforge.so"
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site .pytest_cache .ruff_cache

@@ -160,10 +160,10 @@ def caloforge_scores(gen: Path, ref: Path, seed: int) -> dict:
         m = evaluate(gen, ref, seed=seed, protocol="calochallenge").metrics
     return {
         "separation": m["separation_power"],
-        "auc_low": m["classifier_auc_low"],
-        "auc_high": m["classifier_auc_high"],
-        "fpd": (m["fpd"], m["fpd_err"]),
-        "kpd": (m["kpd"], m["kpd_err"]),
+        "auc_low": m["auc_cells_network"],
+        "auc_high": m["auc_features"],
+        "fpd": (m["fpd_x1e3"] / 1e3, m["fpd_x1e3_err"] / 1e3),
+        "kpd": (m["kpd_x1e3"] / 1e3, m["kpd_x1e3_err"] / 1e3),
         "spectrum": m["cell_spectrum_separation_power"],
     }
 

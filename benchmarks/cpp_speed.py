@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from caloforge.bench import bench
-from caloforge.export.aoti import export_aoti
 from caloforge.models import load_model, pretrained_models
+from caloforge.runtimes.aoti import export_aoti
+from caloforge.timing import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1, 100, 1000, 10_000)

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from caloforge.bench import bench, geant4_ms_per_shower
 from caloforge.data.showerfile import ShowerFile, copy_events
 from caloforge.evaluation.evaluate import evaluate, write_metrics
 from caloforge.evaluation.report import cells_auc, write_report
-from caloforge.generate import generate
+from caloforge.generation import generate
 from caloforge.models import load_model, pretrained_models
+from caloforge.timing import bench, geant4_ms_per_shower
 
 
 def _models(detector: str, chosen: list[str]) -> list[str]:
@@ -58,12 +58,12 @@ def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
     return {
         "model": Path(name).name,
         "family": load_model(name).family,
-        "auc_cells": m["classifier_auc_low"],
-        "auc_features": m["classifier_auc_high"],
-        "auc_cells_trees": m["classifier_auc_low_trees"],
+        "auc_cells": m["auc_cells_network"],
+        "auc_features": m["auc_features"],
+        "auc_cells_trees": m["auc_cells_trees"],
         "auc_cells_larger": cells_auc(m),
-        "fpd_x1e3": 1e3 * m["fpd"],
-        "fpd_err_x1e3": 1e3 * m["fpd_err"],
+        "fpd_x1e3": m["fpd_x1e3"],
+        "fpd_err_x1e3": m["fpd_x1e3_err"],
         "worst_separation": worst[0],
         "worst_separation_power": worst[1],
         "ms_per_shower": speed.ms_per_shower,

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from caloforge.bench import geant4_ms_per_shower
 from caloforge.detectors import builtin_detectors, load_detector
 from caloforge.sources import source_from_yaml
+from caloforge.timing import geant4_ms_per_shower
 
 EVENTS_PER_GEV = 60.0
 """Events timed at each energy: about 60 GeV of showers in all, at least 4 events."""

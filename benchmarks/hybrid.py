@@ -39,7 +39,7 @@ from caloforge.evaluation.evaluate import evaluate, write_metrics
 from caloforge.evaluation.report import write_report
 from caloforge.geant4.fast import fast_spec
 from caloforge.geant4.run import simulate
-from caloforge.generate import decoder
+from caloforge.generation import decoder
 from caloforge.models import load_model
 from caloforge.sources import load_source
 
@@ -191,10 +191,10 @@ def main() -> None:
             "model_speedup_alone": full_ms / max(rows["model_alone"]["ms_per_shower"], 1e-9),
         },
         "fidelity": {
-            "auc_cells": m.get("classifier_auc_low"),
-            "auc_features": m.get("classifier_auc_high"),
-            "fpd_x1e3": 1e3 * m["fpd"],
-            "fpd_err_x1e3": 1e3 * m["fpd_err"],
+            "auc_cells": m.get("auc_cells_network"),
+            "auc_features": m.get("auc_features"),
+            "fpd_x1e3": m["fpd_x1e3"],
+            "fpd_err_x1e3": m["fpd_x1e3_err"],
             "worst_separation": max(m["separation_power"].items(), key=lambda kv: kv[1]),
             "classifier": "quick" if args.quick else "CaloChallenge",
         },

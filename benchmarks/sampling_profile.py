@@ -33,9 +33,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from caloforge.bench import _conditions, _timer
-from caloforge.export.onnx import export_onnx
 from caloforge.models import load_model
+from caloforge.runtimes.onnx import export_onnx
+from caloforge.timing import _conditions, _timer
 
 BATCHES = (100, 1000, 10_000)
 REPEATS = 5

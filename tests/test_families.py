@@ -8,6 +8,7 @@ near zero; two processes train it as one process with two data parts does.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -107,7 +108,7 @@ def test_sigterm_between_checkpoints_then_resume_is_exact(family, data, teacher,
 
 @pytest.mark.parametrize("family", FAMILY_DATA)
 def test_decode_is_deterministic_and_onnx_computes_it(family, data, trained, tmp_path):
-    from caloforge.export.onnx import OnnxSampler, export_onnx
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     model = load_model(trained(family))
     conditions = ShowerFile(data(FAMILY_DATA[family])).read(0, 9).conditions.astype(np.float32)
@@ -172,3 +173,13 @@ def test_two_processes_train_every_family_as_one_with_two_parts(family, data, te
         and not np.allclose(a[k], b[k], rtol=2e-4, atol=2e-6 + 1e-3 * np.abs(a[k]).max())
     ]
     assert not different, f"{len(different)} tensors differ: {different[:5]}"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_is_named_once_and_the_registry_agrees(family):
+    from caloforge.models import get_family
+
+    cls = get_family(family)
+    assert cls.family == family == cls.config_class.model_fields["family"].default
+    source = inspect.getsource(cls)
+    assert f'family = "{family}"' not in source, "the class repeats the name its config holds"

@@ -19,7 +19,7 @@ from safetensors.numpy import load_file
 from caloforge.data.showerfile import ShowerFile, partial_path
 from caloforge.errors import CaloforgeError
 from caloforge.files import locked
-from caloforge.generate import generate
+from caloforge.generation import generate
 from caloforge.stopping import REQUEUE, Stopped
 from caloforge.training.loop import TrainingSettings, train
 from tests.conftest import TINY, option_args
@@ -331,7 +331,7 @@ def test_files_whose_attributes_lie_are_refused_in_one_line(tmp_path, lhcb_like,
 def test_an_onnx_file_that_is_not_caloforges_is_refused(tmp_path):
     import torch
 
-    from caloforge.export.onnx import OnnxSampler
+    from caloforge.runtimes.onnx import OnnxSampler
 
     path = tmp_path / "other.onnx"
     torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(path), dynamo=False)
@@ -340,7 +340,7 @@ def test_an_onnx_file_that_is_not_caloforges_is_refused(tmp_path):
 
 
 def test_a_model_package_that_is_not_caloforges_is_refused(tmp_path):
-    from caloforge.export.aoti import AotiSampler
+    from caloforge.runtimes.aoti import AotiSampler
 
     path = tmp_path / "other.pt2"
     path.write_bytes(b"PK\x03\x04 not a package")

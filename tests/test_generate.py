@@ -3,7 +3,7 @@ import pytest
 
 from caloforge.data.showerfile import CaloforgeWarning, ShowerFile, partial_path
 from caloforge.errors import CaloforgeError
-from caloforge.generate import generate
+from caloforge.generation import generate
 from caloforge.sources import load_source, with_energy
 
 # A 270-event training set has a narrow condition range; its warnings are tested once below.
@@ -56,7 +56,7 @@ def test_conditions_outside_training_range_warn(tmp_path, tiny_model):
 
 
 def test_bad_requests(tmp_path, tiny_model, lhcb_like):
-    with pytest.raises(CaloforgeError, match="batch size must be positive"):
+    with pytest.raises(CaloforgeError, match="batch_size: must be positive"):
         generate(tiny_model, tmp_path / "x.h5", n=5, source="lhcb", batch_size=0)
     with pytest.raises(CaloforgeError, match="either"):
         generate(tiny_model, tmp_path / "x.h5")
@@ -102,7 +102,7 @@ def test_cli_batch_size_error(cli, tmp_path, tiny_model):
         "--batch-size",
         "0",
     )
-    assert code == 1 and "batch size must be positive" in stderr
+    assert code == 1 and "--batch-size: must be positive" in stderr
     assert len(stderr.strip().splitlines()) == 1
 
 

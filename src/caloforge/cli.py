@@ -23,7 +23,7 @@ from rich.table import Column, Table
 from typer.exceptions import TyperException
 
 from caloforge.demo import DEMO_MODEL
-from caloforge.errors import CaloforgeError, invalid_value
+from caloforge.errors import CaloforgeError, InvalidArgument, argument, invalid_value
 
 app = typer.Typer(
     name="caloforge",
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, prog_name="caloforge", standalone_mode=False)
     except TyperException as exc:  # click's own, vendored by typer
         _fail(exc.format_message())
+    except InvalidArgument as exc:  # named by the library's parameter: say the flag
+        _fail(f"{_FLAGS.get(exc.parameter) or _flag(exc.parameter)}: {exc.message}")
     except CaloforgeError as exc:  # Stopped by a batch system's signal: REQUEUE
         _fail(str(exc), getattr(exc, "exit_status", 1))
     except (KeyboardInterrupt, typer.Abort):
@@ -205,11 +207,19 @@ def detectors(ctx: typer.Context) -> None:
 
 
 @detectors_app.command("show")
-def detectors_show(name: Annotated[str, typer.Argument(help="Built-in name or YAML path.")]):
+def detectors_show(
+    name: Annotated[str, typer.Argument(help="Built-in name or YAML path.")],
+    as_yaml: Annotated[
+        bool, typer.Option("--yaml", help="Print its YAML: a start for a detector of your own.")
+    ] = False,
+) -> None:
     """Print a detector's full description and derived quantities."""
     from caloforge.detectors import load_detector
 
     det = load_detector(name)
+    if as_yaml:
+        print(det.to_yaml(), end="")
+        return
     out.print(f"[bold]{det.name}[/]: {det.title}\n\n{det.description}\n")
     out.print(f"[bold]approximates:[/] {det.approximates}\n", highlight=False)
     out.print(f"transverse size {det.size[0]:g} x {det.size[1]:g} mm, world {det.world_material}")
@@ -421,7 +431,8 @@ def simulate(
     from caloforge.geant4.run import simulate as run_simulate
     from caloforge.sources import load_source, parse_energy, with_energy
 
-    det = load_detector(detector)
+    with argument("detector"):
+        det = load_detector(detector)
     if upstream is not None:
         material, sep, thickness = upstream.partition(":")
         try:
@@ -596,6 +607,23 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+_FLAGS = {
+    "detector": "DETECTOR",
+    "family": "FAMILY",
+    "model": "MODEL",
+    "model_name": "MODEL",
+    "generated": "GENERATED",
+    "reference": "REFERENCE",
+    "inputs": "SHARDS",
+    "n_events": "--n",
+    "cut_mm": "--cut",
+    "path": "--out",
+    "out_dir": "--out",
+    "backends": "--backend",
+}
+"""The library's parameters whose CLI flag or argument is not ``_flag`` of their name."""
+
+
 def _options(pairs: list[str]) -> dict:
     """KEY=VALUE pairs (values parsed as YAML: numbers, lists, booleans) into a dict."""
     import yaml
@@ -763,7 +791,7 @@ def generate(
     overwrite: Overwrite = False,
 ) -> None:
     """Generate showers with a trained model, in batches, into a shower file."""
-    from caloforge.generate import generate as run_generate
+    from caloforge.generation import generate as run_generate
 
     if (n is None) != (source is None):
         raise CaloforgeError("--n and --source go together")
@@ -798,12 +826,10 @@ def export(
     ],
 ) -> None:
     """Export a model's decode (noise and conditions to showers, dynamic batch) for C++ callers."""
-    from caloforge.export import export as export_model
-    from caloforge.export.onnx import metadata_path
-    from caloforge.models import load_model
+    from caloforge.runtimes import export as export_model
+    from caloforge.runtimes.onnx import metadata_path
 
-    loaded = load_model(model)
-    path = export_model(loaded, output)
+    path = export_model(model, output)
     if path.suffix == ".onnx":
         out.print(f"wrote {path} and {metadata_path(path)}")
     else:
@@ -834,8 +860,8 @@ def bench(
     """Time a model's sampling (showers/s, ms/shower) per backend and batch size."""
     import json
 
-    from caloforge.bench import DEFAULT_BACKENDS
-    from caloforge.bench import bench as run_bench
+    from caloforge.timing import DEFAULT_BACKENDS
+    from caloforge.timing import bench as run_bench
 
     try:
         sizes = [int(b) for b in batch_sizes.split(",")]
@@ -988,6 +1014,10 @@ def _print_summary(metrics: dict) -> None:
     for label, value in summary_rows(metrics):
         table.add_row(label, value)
     out.print(table)
+    colours = {"floor": "green", "mild": "yellow", "between": "dark_orange", "beyond": "red"}
+    for reading in (metrics.get("verdict") or {}).get("readings", []):
+        dot = f"[{colours[reading['level']]}]●[/]"
+        out.print(f"{dot} {escape(reading['sentence'])}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

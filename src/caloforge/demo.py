@@ -55,14 +55,14 @@ def demo(
 
     The demo's own files in ``out`` are replaced on every run.
     """
-    from caloforge.bench import bench
     from caloforge.detectors import load_detector
     from caloforge.evaluation.evaluate import evaluate, write_metrics
     from caloforge.evaluation.report import write_report
     from caloforge.geant4.run import simulate
-    from caloforge.generate import DEFAULT_BATCH_SIZE, generate
+    from caloforge.generation import DEFAULT_BATCH_SIZE, generate
     from caloforge.models import load_model
     from caloforge.sources import load_source
+    from caloforge.timing import bench
 
     say = stage or (lambda _: None)
     if n_geant4 < 20 or n_timing < 1:

@@ -42,20 +42,22 @@ def metrics(gen, ref):
 def test_floor_and_distortions(geant4_pair, tmp_path):
     reference, other = geant4_pair
     floor = metrics(other, reference)
-    assert abs(floor["classifier_auc_low"] - 0.5) < 0.1
-    assert abs(floor["classifier_auc_high"] - 0.5) < 0.1
+    assert abs(floor["auc_cells_network"] - 0.5) < 0.1
+    assert abs(floor["auc_features"] - 0.5) < 0.1
     assert floor["separation_power"]["E_tot"] < 0.1
 
     # A 5 % scale is within a 2 GeV shower's 6 % resolution: at 300 showers the features'
     # classifier and the E_tot histogram see it; FPD needs the benchmark's 10 000.
     scaled = metrics(write_distorted(other, tmp_path / "scaled.h5", "energy x1.05"), reference)
-    assert scaled["classifier_auc_high"] > 0.6
+    assert scaled["auc_features"] > 0.6
     assert scaled["separation_power"]["E_tot"] > 3 * floor["separation_power"]["E_tot"]
 
     wide = metrics(write_distorted(other, tmp_path / "wide.h5", "widened by 1 cell"), reference)
-    assert wide["classifier_auc_high"] > 0.9
+    assert wide["auc_features"] > 0.9
     assert wide["separation_power"]["width_trans"] > 3 * floor["separation_power"]["width_trans"]
-    assert wide["fpd"] > floor["fpd"] + 10 * (floor["fpd_err"] + wide["fpd_err"])
+    assert wide["fpd_x1e3"] > floor["fpd_x1e3"] + 10 * (
+        floor["fpd_x1e3_err"] + wide["fpd_x1e3_err"]
+    )
 
 
 def test_distortions_do_what_they_say():

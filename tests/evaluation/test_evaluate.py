@@ -14,13 +14,13 @@ from tests.conftest import write_lhcb_like
 KEYS = (
     "n_generated",
     "n_reference",
-    "classifier_auc_low",
-    "classifier_auc_low_trees",
-    "classifier_auc_high",
-    "fpd",
-    "fpd_err",
-    "kpd",
-    "kpd_err",
+    "auc_cells_network",
+    "auc_cells_trees",
+    "auc_features",
+    "fpd_x1e3",
+    "fpd_x1e3_err",
+    "kpd_x1e3",
+    "kpd_x1e3_err",
     "separation_power",
     "w1",
     "observables",
@@ -55,16 +55,16 @@ def test_metrics_contract_and_determinism(pair, quick, tmp_path):
     b = evaluate(gen, ref, seed=3, quick=True, allow_condition_mismatch=True)
     assert path.read_text() == write_metrics(b, tmp_path / "two").read_text()
     c = evaluate(gen, ref, seed=4, quick=True, allow_condition_mismatch=True)
-    assert c.metrics["classifier_auc_low"] != a.metrics["classifier_auc_low"]
+    assert c.metrics["auc_cells_network"] != a.metrics["auc_cells_network"]
     assert json.loads(path.read_text())["n_reference"] == 400
 
 
 def test_boosted_trees_judge_the_cells(pair, quick, tmp_path):
     _, ref = pair
-    assert abs(quick.metrics["classifier_auc_low_trees"] - 0.5) < 0.15
+    assert abs(quick.metrics["auc_cells_trees"] - 0.5) < 0.15
     wide = write_lhcb_like(tmp_path / "wide.h5", 400, seed=3, widen=2.0)
     different = evaluate(wide, ref, seed=3, quick=True, allow_condition_mismatch=True)
-    assert different.metrics["classifier_auc_low_trees"] > 0.9
+    assert different.metrics["auc_cells_trees"] > 0.9
 
 
 def test_far_cell_spectrum_separation(tmp_path):
@@ -84,7 +84,7 @@ def test_far_cell_spectrum_separation(tmp_path):
 
     same = metrics(sample.showers.copy())
     assert same["far_cell_spectrum_separation_power"] == pytest.approx(0.0, abs=1e-12)
-    assert same["classifier_auc_low_trees"] is None
+    assert same["auc_cells_trees"] is None
     shifted = metrics(brighter)
     assert shifted["far_cell_spectrum_separation_power"] > 0.3
     # The whole spectrum dilutes the far cells among the near ones.

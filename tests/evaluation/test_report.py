@@ -142,10 +142,11 @@ def test_report_shows_the_verdict_numbers(report):
     evaluation, path = report
     page = path.read_text(encoding="utf-8")
     m = evaluation.metrics
-    for value, error in ((m["fpd"], m["fpd_err"]), (m["kpd"], m["kpd_err"])):
+    for key in ("fpd_x1e3", "kpd_x1e3"):
         # Quoted ×10³ with the error rounded to two significant digits, as CaloChallenge does.
-        decimals = max(0, 1 - int(np.floor(np.log10(error * 1e3))))
-        assert f"{value * 1e3:.{decimals}f} ± {error * 1e3:.{decimals}f}" in page
+        value, error = m[key], m[f"{key}_err"]
+        decimals = max(0, 1 - int(np.floor(np.log10(error))))
+        assert f"{value:.{decimals}f} ± {error:.{decimals}f}" in page
     assert f"{m['n_reference']} / {m['n_generated']}" in page
     assert f"{m['threshold_mev']:.3g} MeV" in page
     for note in m["notes"]:
@@ -240,13 +241,13 @@ def test_summary_rows_read_metrics_json_back(lhcb, tmp_path):
 
 def test_summary_rows_round_to_the_error():
     metrics = {
-        "classifier_auc_low": 0.61234,
-        "classifier_auc_low_trees": 0.7,
-        "classifier_auc_high": 0.5,
-        "kpd": 1.234e-4,
-        "kpd_err": 5.6e-5,
-        "fpd": 0.0123,
-        "fpd_err": 0.0,
+        "auc_cells_network": 0.61234,
+        "auc_cells_trees": 0.7,
+        "auc_features": 0.5,
+        "kpd_x1e3": 0.1234,
+        "kpd_x1e3_err": 0.056,
+        "fpd_x1e3": 12.3,
+        "fpd_x1e3_err": 0.0,
         "separation_power": {"E_tot": 0.02, "width_x_0": 0.31, "asym_long": 0.31},
     }
     rows = dict(summary_rows(metrics))
@@ -259,22 +260,22 @@ def test_summary_rows_round_to_the_error():
 
 
 def test_summary_rows_say_what_was_not_computed():
-    rows = dict(summary_rows({"n_reference": 10, "n_generated": 10, "fpd": None}))
+    rows = dict(summary_rows({"n_reference": 10, "n_generated": 10, "fpd_x1e3": None}))
     assert rows["classifier AUC, cells"] == "n/a"
     assert rows["FPD ×10³"] == "n/a"
     assert rows["largest separation power"] == "n/a"
 
 
 def test_the_verdict_judges_the_cells_by_the_larger_auc():
-    metrics = {"classifier": {"low": {"settings": "quick"}}, "classifier_auc_high": 0.9}
+    metrics = {"classifier": {"low": {"settings": "quick"}}, "auc_features": 0.9}
     for network, trees, larger in ((0.61, 0.72, "0.720"), (0.83, 0.72, "0.830")):
-        metrics |= {"classifier_auc_low": network, "classifier_auc_low_trees": trees}
+        metrics |= {"auc_cells_network": network, "auc_cells_trees": trees}
         assert cells_auc(metrics) == float(larger)
         page = _verdict_html(metrics, _Labels("Geant4", "model"))
         card = page[page.index("classifier AUC · cells") :]
         assert card.index(larger) < card.index("the larger of network (quick)")
-    assert cells_auc({"classifier_auc_low": 0.6, "classifier_auc_low_trees": None}) == 0.6
-    assert cells_auc({"classifier_auc_low": None}) is None
+    assert cells_auc({"auc_cells_network": 0.6, "auc_cells_trees": None}) == 0.6
+    assert cells_auc({"auc_cells_network": None}) is None
 
 
 def test_rings_and_far_cells_of_a_one_layer_readout_only(lhcb, polar):

@@ -192,7 +192,7 @@ def test_par04_trains(tmp_path):
 
 
 def test_a_student_learns_the_energy_first_teacher(teacher, lhcb_like, tmp_path):
-    from caloforge.export.onnx import OnnxSampler, export_onnx
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     options = {"teacher": str(teacher), "hidden": 16, "blocks": 1}
     train(
@@ -223,7 +223,7 @@ def test_parts_beyond_the_incident_energy_stop_generation_naming_the_event(teach
     from safetensors.torch import load_file, save_file
 
     from caloforge.data.showerfile import partial_path
-    from caloforge.generate import generate
+    from caloforge.generation import generate
 
     broken = tmp_path / "broken"
     shutil.copytree(teacher, broken)
@@ -237,7 +237,7 @@ def test_parts_beyond_the_incident_energy_stop_generation_naming_the_event(teach
 
 
 def test_each_cells_map_brings_the_drawn_law_to_the_datas(lhcb_like, tmp_path):
-    from caloforge.export.onnx import OnnxSampler, export_onnx
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     options = TINY | {"calibration": 16}
     train("energy-first", lhcb_like, tmp_path / "m", settings=SETTINGS, model_options=options)

@@ -146,7 +146,7 @@ def test_a_flow_that_fails_on_an_input_stops_generation_naming_the_event(teacher
     from safetensors.torch import load_file, save_file
 
     from caloforge.data.showerfile import partial_path
-    from caloforge.generate import generate
+    from caloforge.generation import generate
 
     broken = tmp_path / "broken"
     shutil.copytree(teacher, broken)
@@ -160,7 +160,7 @@ def test_a_flow_that_fails_on_an_input_stops_generation_naming_the_event(teacher
 
 
 def test_teachers_and_student_export_to_onnx_and_match_torch(teacher, lhcb_like, tmp_path):
-    from caloforge.export.onnx import OnnxSampler, export_onnx
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     options = {"teacher": str(teacher), "hidden": 16, "blocks": 1}
     train(

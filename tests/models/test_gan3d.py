@@ -106,7 +106,7 @@ def test_barycentre_frame_centres_training_showers_and_shifts_generated_ones_bac
 
 
 def test_exports_to_onnx_with_the_barycentre_shift(clic_file, tmp_path):
-    from caloforge.export.onnx import OnnxSampler, export_onnx
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     data = ShowerFile(clic_file).read()
     cls = get_family("gan-3d")

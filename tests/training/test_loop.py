@@ -27,7 +27,7 @@ def test_model_directory_contract(tiny_model):
     assert config["training"]["settings"]["steps"] == 6
     assert "lhcb" in config["training"]["data"]["source"]
     metrics = json.loads((tiny_model / "metrics.json").read_text())
-    for key in ("classifier_auc_low", "fpd", "kpd", "separation_power", "w1"):
+    for key in ("auc_cells_network", "fpd_x1e3", "kpd_x1e3", "separation_power", "w1"):
         assert key in metrics
     log = (tiny_model / "training_log.jsonl").read_text().splitlines()
     lines = [json.loads(line) for line in log]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from caloforge.detectors.materials import MATERIALS, Material, SamplingMixture, get_material
 from caloforge.detectors.spec import CartesianBinning, Detector, Layer, PolarBinning, Slice
+from caloforge.errors import checked
 from caloforge.specs import builtin_names, load_spec, spec_from_yaml
 
 __all__ = [
@@ -39,6 +40,7 @@ def detector_from_yaml(text: str, origin: str = "detector YAML") -> Detector:
     return spec_from_yaml(Detector, text, origin, "detector")
 
 
+@checked
 def load_detector(name_or_path: str | Path) -> Detector:
     """A built-in detector by name, or a detector YAML file by path.
 

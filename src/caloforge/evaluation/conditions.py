@@ -15,6 +15,8 @@ from itertools import pairwise
 import numpy as np
 from scipy import stats
 
+from caloforge.sources.spec import MOMENTUM
+
 __all__ = ["ConditionBin", "ConditionCheck", "compare_conditions", "condition_bins"]
 
 MAX_ENERGY_POINTS = 16
@@ -61,8 +63,8 @@ class ConditionBin:
 
 
 def _polar_angle(conditions: np.ndarray, names: tuple[str, ...]) -> np.ndarray | None:
-    if all(n in names for n in ("px", "py", "pz")):
-        px, py, pz = (conditions[:, names.index(n)] for n in ("px", "py", "pz"))
+    if all(n in names for n in MOMENTUM):
+        px, py, pz = (conditions[:, names.index(n)] for n in MOMENTUM)
         return np.degrees(np.arctan2(np.hypot(px, py), pz))
     return None
 

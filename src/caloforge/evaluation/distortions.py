@@ -23,6 +23,7 @@ from caloforge.errors import CaloforgeError
 
 __all__ = [
     "DISTORTIONS",
+    "LABELS",
     "scale_energy",
     "share_with_neighbours",
     "shift_outward",
@@ -110,6 +111,14 @@ DISTORTIONS = {
     "20% outward": lambda showers, detector: shift_outward(showers, detector, 0.2),
 }
 """The distortions of the yardstick's calibration, by name."""
+
+LABELS = {
+    "energy x1.05": "every cell ×1.05",
+    "widened by 1 cell": "every layer widened by one cell",
+    "20% to neighbours": "20 % of each cell to its neighbours",
+    "20% outward": "20 % of each cell to the next ring out",
+}
+"""Each distortion in words, as the report's verdict names it."""
 
 
 def write_distorted(src: str | Path, out: str | Path, name: str, overwrite: bool = False) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 
 from caloforge.data.showerfile import CALIBRATED, CaloforgeWarning, EnergyUnit, ShowerFile
 from caloforge.detectors import Detector
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, checked
 from caloforge.evaluation import clic, distances, nyu
 from caloforge.evaluation.conditions import (
     MAX_ENERGY_POINTS,
@@ -45,6 +45,8 @@ from caloforge.evaluation.observables import (
     high_level_features,
     one_layer_image,
 )
+from caloforge.evaluation.schema import SCHEMA_VERSION
+from caloforge.evaluation.yardstick import verdict
 from caloforge.files import atomic_write_text
 
 __all__ = [
@@ -67,7 +69,15 @@ RESPONSE_RATIO_WARN = 2.0
 """Median E_tot/E_inc of the two files differing by more than this factor is warned about:
 usually a unit mismatch, not a model."""
 PROTOCOLS = ("caloforge", "calochallenge")
-_SHARED_KEYS = ("provenance", "caloforge_version", "detector", "seed", "conditions", "protocol")
+_SHARED_KEYS = (
+    "schema_version",
+    "provenance",
+    "caloforge_version",
+    "detector",
+    "seed",
+    "conditions",
+    "protocol",
+)
 """Keys of metrics.json that a breakdown's rows would only repeat."""
 
 
@@ -225,6 +235,7 @@ def _common_unit(gen: ShowerFile, ref: ShowerFile, detector: Detector) -> Energy
     return ref_unit or gen_unit or EnergyUnit()
 
 
+@checked
 def evaluate(
     generated: str | Path,
     reference: str | Path,
@@ -304,6 +315,8 @@ def evaluate(
     result = compare(ref, gen, detector, names, stage=say, **options)
     if values is not None:
         result.metrics["by"] = _breakdown(ref, gen, detector, names, by, values, options, say)
+    if (reading := verdict(result.metrics)) is not None:
+        result.metrics["verdict"] = reading
     return result
 
 
@@ -426,15 +439,16 @@ def compare(
         say("NYU validation")
         seed_validation["nyu"] = _nyu_validation(ref, gen, detector, names, threshold, seed)
     metrics = {
+        "schema_version": SCHEMA_VERSION,
         "n_generated": len(gen),
         "n_reference": len(ref),
-        "classifier_auc_low": results["low"].auc if classifier else None,
-        "classifier_auc_low_trees": trees,
-        "classifier_auc_high": results["high"].auc if classifier else None,
-        "fpd": part.fpd[0],
-        "fpd_err": part.fpd[1],
-        "kpd": part.kpd[0],
-        "kpd_err": part.kpd[1],
+        "auc_cells_network": results["low"].auc if classifier else None,
+        "auc_cells_trees": trees,
+        "auc_features": results["high"].auc if classifier else None,
+        "fpd_x1e3": 1e3 * part.fpd[0],
+        "fpd_x1e3_err": 1e3 * part.fpd[1],
+        "kpd_x1e3": 1e3 * part.kpd[0],
+        "kpd_x1e3_err": 1e3 * part.kpd[1],
         "fpd_kpd_scale": part.fpd_kpd_scale,
         "protocol": protocol,
         "separation_power": part.separation,
@@ -526,7 +540,7 @@ def _caloforge_metrics(ref, gen, detector, threshold, seed, say) -> _ProtocolMet
         kpd=distances.kpd(ref_matrix, gen_matrix, seed=seed),
         fpd_kpd_scale=(
             "features standardised by the reference's mean and std, drawn without "
-            "replacement; raw values, CaloChallenge tables quote them x 1e3"
+            "replacement; ×10³ as CaloChallenge's tables quote them"
         ),
         metric_features=varying,
         bins=bins,
@@ -568,8 +582,8 @@ def _calochallenge_metrics(ref, gen, detector, threshold, seed, say) -> _Protoco
         kpd=distances.kpd(*matrices, seed=seed, **cc.KPD_OPTIONS),
         fpd_kpd_scale=(
             "CaloChallenge's: its feature array scaled by the reference's max |value|, jetnet's "
-            "draws with replacement (FPD 10 000-50 000, KPD batches of 10 000); raw values, "
-            "CaloChallenge tables quote them x 1e3"
+            "draws with replacement (FPD 10 000-50 000, KPD batches of 10 000); ×10³ as "
+            "CaloChallenge's tables quote them"
         ),
         metric_features=list(features[0]),
         bins="CaloChallenge's fixed ranges",
@@ -650,6 +664,7 @@ def _binned(ref: Sample, gen: Sample, names: tuple[str, ...]) -> list[dict[str, 
     return rows
 
 
+@checked
 def write_metrics(evaluation: Evaluation, out_dir: str | Path) -> Path:
     """Write the evaluation's metrics.json into ``out_dir``."""
     return write_metrics_json(evaluation.metrics, out_dir)

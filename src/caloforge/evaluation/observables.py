@@ -25,6 +25,7 @@ import numpy as np
 
 from caloforge.detectors import CartesianBinning, Detector
 from caloforge.evaluation.atlas import atlas_shower_shapes
+from caloforge.sources.spec import incident_energy
 
 __all__ = [
     "FAR_CELLS",
@@ -230,7 +231,7 @@ def lhcb_cluster_features(
     image = showers.reshape(len(showers), n_layers, -1).sum(axis=1, dtype=np.float64)
     xc, yc = binning.centres()
     px, py, pz, x0, y0 = (conditions[:, i] for i in range(5))
-    energy = np.sqrt(px**2 + py**2 + pz**2)
+    energy = incident_energy(conditions, LHCB_CONDITIONS)[:, 0]
     mix = detector.mixture
     t_max = np.log(np.maximum(energy, mix.critical_energy) / mix.critical_energy) - 0.5
     z_max = np.clip(t_max, 0, None) * mix.x0

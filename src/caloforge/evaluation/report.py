@@ -56,9 +56,11 @@ from matplotlib.ticker import (
 )
 
 from caloforge.detectors import CartesianBinning, Detector
+from caloforge.errors import checked
 from caloforge.evaluation.conditions import MAX_ENERGY_POINTS, condition_bins
 from caloforge.evaluation.evaluate import MIN_BIN_EVENTS, Evaluation, Sample
 from caloforge.evaluation.observables import FAR_CELLS, RINGS, cell_energies, correlation_matrix
+from caloforge.evaluation.schema import Metrics, migrate
 from caloforge.files import atomic_write, atomic_write_text
 
 __all__ = ["cells_auc", "summary_rows", "write_report"]
@@ -158,6 +160,16 @@ p.note { color: #4a5563; margin: 4px 0 10px; max-width: 1100px; }
 .card .value { font-size: 25px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .card .hint { font-size: 12.5px; color: #5b6673; }
 .row { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+.howto { background: #f3f6f9; border: 1px solid #d5dbe1; border-radius: 6px; padding: 8px 14px;
+  max-width: 1100px; }
+.readings ul { list-style: none; padding-left: 0; margin: 6px 0; }
+.readings li { margin: 4px 0; }
+.readings .dot { display: inline-block; width: 11px; height: 11px; border-radius: 50%;
+  margin-right: 8px; vertical-align: middle; }
+.level-floor .dot { background: #2e9d4a; }
+.level-mild .dot { background: #d9c22e; }
+.level-between .dot { background: #e8891d; }
+.level-beyond .dot { background: #c9302c; }
 .notes { background: #fff7e0; border: 1px solid #e8cf80; border-radius: 6px;
   padding: 8px 14px; margin: 12px 0; }
 .notes ul { margin: 4px 0; padding-left: 20px; }
@@ -197,6 +209,7 @@ class _Group:
     rows: list[list[str]]
 
 
+@checked
 def write_report(evaluation: Evaluation, out_dir: str | Path) -> Path:
     """Write ``report.html`` and the PNG files it shows into ``out_dir``.
 
@@ -380,10 +393,9 @@ def breakdown_rows(by: dict[str, Any]) -> list[tuple[str, ...]]:
             (
                 f"{row['value']:g}",
                 events,
-                f"{_fixed(m.get('classifier_auc_low'), 3)} / "
-                f"{_fixed(m.get('classifier_auc_low_trees'), 3)}",
-                _fixed(m.get("classifier_auc_high"), 3),
-                _scaled_with_error(m.get("fpd"), m.get("fpd_err")),
+                f"{_fixed(m.get('auc_cells_network'), 3)} / {_fixed(m.get('auc_cells_trees'), 3)}",
+                _fixed(m.get("auc_features"), 3),
+                _with_error(m.get("fpd_x1e3"), m.get("fpd_x1e3_err")),
                 f"{worst[0][0]}: {_sig(worst[0][1])}" if worst else "n/a",
                 f"{_sig(row['response_ref'])} / {_sig(row['response_gen'])}",
                 f"{_sig(row['resolution_ref'])} / {_sig(row['resolution_gen'])}",
@@ -403,29 +415,30 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         Rows in reading order; a metric that was not computed reads ``n/a``.
 
     Example:
-        >>> rows = summary_rows({"n_reference": 1000, "n_generated": 900, "fpd": 0.00123,
-        ...                      "fpd_err": 0.0004, "separation_power": {"E_tot": 0.02}})
+        >>> rows = summary_rows({"n_reference": 1000, "n_generated": 900, "fpd_x1e3": 1.23,
+        ...                      "fpd_x1e3_err": 0.4, "separation_power": {"E_tot": 0.02}})
         >>> rows[0], rows[4]
         (('events (reference / generated)', '1000 / 900'), ('FPD ×10³', '1.23 ± 0.40'))
     """
-    worst = _worst_features(metrics, 1)
+    m = Metrics.model_validate(migrate(metrics))
+    worst = m.largest_separation_power
     quick = _quick_label(metrics)
     rows = [
         (
             "events (reference / generated)",
-            f"{metrics.get('n_reference')} / {metrics.get('n_generated')}",
+            f"{m.n_reference} / {m.n_generated}",
         ),
-        (f"classifier AUC, cells{quick}", _fixed(metrics.get("classifier_auc_low"), 3)),
+        (f"classifier AUC, cells{quick}", _fixed(m.auc_cells_network, 3)),
         (
             "classifier AUC, cells, boosted trees",
-            _fixed(metrics.get("classifier_auc_low_trees"), 3),
+            _fixed(m.auc_cells_trees, 3),
         ),
-        (f"classifier AUC, features{quick}", _fixed(metrics.get("classifier_auc_high"), 3)),
-        ("FPD ×10³", _scaled_with_error(metrics.get("fpd"), metrics.get("fpd_err"))),
-        ("KPD ×10³", _scaled_with_error(metrics.get("kpd"), metrics.get("kpd_err"))),
+        (f"classifier AUC, features{quick}", _fixed(m.auc_features, 3)),
+        ("FPD ×10³", _with_error(m.fpd_x1e3, m.fpd_x1e3_err)),
+        ("KPD ×10³", _with_error(m.kpd_x1e3, m.kpd_x1e3_err)),
         (
             "largest separation power",
-            f"{worst[0][0]}: {_sig(worst[0][1])}" if worst else "n/a",
+            f"{worst[0]}: {_sig(worst[1])}" if worst else "n/a",
         ),
         ("cell spectrum separation power", _sig(metrics.get("cell_spectrum_separation_power"))),
     ]
@@ -441,17 +454,14 @@ def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def cells_auc(metrics: dict[str, Any]) -> float | None:
-    """The cells AUC that fidelity is judged by: the larger of the network's
-    (``classifier_auc_low``) and the boosted trees' (``classifier_auc_low_trees``), each a lower
-    bound on how well the cells tell the samples apart; None when neither was computed.
+    """The cells AUC that fidelity is judged by (:attr:`Metrics.auc_cells`): the larger of the
+    network's and the boosted trees', each a lower bound; None when neither was computed.
 
     Example:
-        >>> cells_auc({"classifier_auc_low": 0.61, "classifier_auc_low_trees": 0.72})
+        >>> cells_auc({"auc_cells_network": 0.61, "auc_cells_trees": 0.72})
         0.72
     """
-    values = [metrics.get(key) for key in ("classifier_auc_low", "classifier_auc_low_trees")]
-    finite = [float(v) for v in values if _finite(v)]
-    return max(finite) if finite else None
+    return Metrics.model_validate(migrate(metrics)).auc_cells
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,14 +483,14 @@ def _fixed(value: Any, decimals: int) -> str:
     return f"{float(value):.{decimals}f}" if _finite(value) else "n/a"
 
 
-def _scaled_with_error(value: Any, error: Any, scale: float = 1e3) -> str:
-    """``value ± error`` times ``scale``, rounded to the error's second significant digit."""
+def _with_error(value: Any, error: Any) -> str:
+    """``value ± error``, rounded to the error's second significant digit."""
     if not _finite(value):
         return "n/a"
-    value = float(value) * scale
+    value = float(value)
     if not _finite(error) or float(error) <= 0:
         return _sig(value)
-    error = float(error) * scale
+    error = float(error)
     decimals = max(0, 1 - math.floor(math.log10(error)))
     return f"{value:.{decimals}f} ± {error:.{decimals}f}"
 
@@ -1457,24 +1467,24 @@ def _verdict_html(metrics: dict[str, Any], labels: _Labels) -> str:
     cells_hint = auc_hint
     if ran:
         cells_hint = (
-            f"the larger of network{quick} {_fixed(metrics.get('classifier_auc_low'), 3)} and "
-            f"boosted trees {_fixed(metrics.get('classifier_auc_low_trees'), 3)}; {auc_hint}"
+            f"the larger of network{quick} {_fixed(metrics.get('auc_cells_network'), 3)} and "
+            f"boosted trees {_fixed(metrics.get('auc_cells_trees'), 3)}; {auc_hint}"
         )
     cards = [
         _card("classifier AUC · cells", _fixed(cells_auc(metrics), 3), cells_hint),
         _card(
             f"classifier AUC · features{quick}",
-            _fixed(metrics.get("classifier_auc_high"), 3),
+            _fixed(metrics.get("auc_features"), 3),
             auc_hint,
         ),
         _card(
             "FPD ×10³",
-            _scaled_with_error(metrics.get("fpd"), metrics.get("fpd_err")),
+            _with_error(metrics.get("fpd_x1e3"), metrics.get("fpd_x1e3_err")),
             "Fréchet distance of features; 0 = same",
         ),
         _card(
             "KPD ×10³",
-            _scaled_with_error(metrics.get("kpd"), metrics.get("kpd_err")),
+            _with_error(metrics.get("kpd_x1e3"), metrics.get("kpd_x1e3_err")),
             "kernel distance of features; 0 = same",
         ),
         _card(
@@ -1523,8 +1533,16 @@ def _verdict_html(metrics: dict[str, Any], labels: _Labels) -> str:
         if notes
         else ""
     )
+    reading = metrics.get("verdict") or {}
+    scale = _TEMPLATES.get_template("reading.html").render(
+        readings=reading.get("readings", []),
+        measured=reading.get("measured", ""),
+        caveats=reading.get("caveats", []),
+        detector=metrics.get("detector", ""),
+    )
     return (
         '<section id="verdict"><h2>Verdict</h2>'
+        f"{scale}"
         f'<div class="cards">{"".join(cards)}</div>'
         f'<p class="note">{_esc(context)}</p>'
         '<div class="row"><div><h3>Largest separation powers</h3>'

@@ -167,7 +167,7 @@ class FastShowers:
     """The fast part in one worker: takes particles at the face, then makes their showers."""
 
     def __init__(self, spec: FastSpec):
-        from caloforge.generate import decoder
+        from caloforge.generation import decoder
         from caloforge.models import load_model
 
         torch.set_num_threads(1)  # one worker, one core: Geant4 and the model take turns

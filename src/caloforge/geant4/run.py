@@ -8,30 +8,42 @@ an interruption and ``--resume``, or a split into shards that ``merge`` joins ag
 Geant4 can build one run manager per process, so every run happens in worker processes started
 with the "spawn" method; the parent samples nothing, runs no Geant4, and is the file's only
 writer, appending results in event order as they complete.
+
+Departure from multiprocessing's spawn: the workers do not import the caller's ``__main__``.
+They run only caloforge's code, and re-running the caller's script in each of them would run
+its ``simulate`` call again (Python's "bootstrapping phase" error); so a script needs no
+``if __name__ == "__main__"`` guard, as in a notebook.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from multiprocessing import context, popen_spawn_posix, spawn
 from pathlib import Path
 
 import numpy as np
 
 from caloforge import stopping
 from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter, partial_path
-from caloforge.detectors import Detector, detector_from_yaml, elements_of_detector
-from caloforge.errors import CaloforgeError
+from caloforge.detectors import Detector, detector_from_yaml, elements_of_detector, load_detector
+from caloforge.errors import CaloforgeError, InvalidArgument, argument, checked
 from caloforge.files import locked
 from caloforge.geant4.fast import FastSpec, fast_extras, record_fallback_totals
-from caloforge.sources import Source, sample_primaries, source_from_yaml, source_to_yaml
+from caloforge.sources import (
+    Source,
+    load_source,
+    sample_primaries,
+    source_from_yaml,
+    source_to_yaml,
+)
 
 __all__ = [
     "EXTRAS",
@@ -104,9 +116,10 @@ class _RunSpec:
     fast: FastSpec | None = None
 
 
+@checked
 def simulate(
-    detector: Detector,
-    source: Source,
+    detector: Detector | str | Path,
+    source: Source | str | Path,
     n_events: int,
     out: str | Path,
     *,
@@ -124,8 +137,8 @@ def simulate(
     """Simulate ``n_events`` showers (or one shard of them) into a shower file.
 
     Arguments:
-        detector: what to build.
-        source: primaries and the conditions to record.
+        detector: what to build: a Detector, a built-in name or a YAML path.
+        source: primaries and the conditions to record: a Source, a preset name or a YAML path.
         n_events: events of the whole run (all shards together).
         out: output file; written as ``out.partial`` until complete.
         seed: run seed; event i depends only on (seed, i).
@@ -143,13 +156,19 @@ def simulate(
     from caloforge.geant4.physics import check_physics
 
     if n_events <= 0:
-        raise CaloforgeError(f"number of events must be positive, got {n_events}")
+        raise InvalidArgument("n_events", f"must be positive, got {n_events}")
     if jobs <= 0:
-        raise CaloforgeError(f"number of jobs must be positive, got {jobs}")
+        raise InvalidArgument("jobs", f"must be positive, got {jobs}")
     if not cut_mm > 0:
-        raise CaloforgeError(f"production cut must be positive, got {cut_mm} mm")
+        raise InvalidArgument("cut_mm", f"the production cut must be positive, got {cut_mm} mm")
     if resume and overwrite:
-        raise CaloforgeError("--resume and --overwrite exclude each other")
+        raise InvalidArgument("resume", "resume and overwrite exclude each other")
+    if not isinstance(detector, Detector):
+        with argument("detector"):
+            detector = load_detector(detector)
+    if not isinstance(source, Source):
+        with argument("source"):
+            source = load_source(source)
     if not detector.simulatable:
         raise CaloforgeError(
             f"detector {detector.name!r} describes a readout only (no materials); "
@@ -269,10 +288,9 @@ def _run_workers(
     total = stop - start
     chunk = chunk_size or int(np.clip(total // (8 * jobs), 1, 50))
     ranges = [(a, min(a + chunk, stop)) for a in range(start, stop, chunk)]
-    context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(ranges)),
-        mp_context=context,
+        mp_context=_WorkerContext(),
         initializer=_worker_init,
         initargs=(spec,),
     )
@@ -313,6 +331,40 @@ def _run_workers(
 _POLL_S = 0.2
 """How often the parent looks for a stop request while its workers run."""
 
+
+class _PopenWithoutMain(popen_spawn_posix.Popen):
+    """multiprocessing's spawn, leaving out the caller's ``__main__`` (module docstring)."""
+
+    _lock = threading.Lock()
+
+    def _launch(self, process_obj) -> None:
+        # The only hook: the preparation data is read from ``spawn`` while the child starts.
+        with self._lock:
+            full = spawn.get_preparation_data
+
+            def without_main(name: str) -> dict:
+                data = full(name)
+                data.pop("init_main_from_path", None)
+                data.pop("init_main_from_name", None)
+                return data
+
+            spawn.get_preparation_data = without_main
+            try:
+                super()._launch(process_obj)
+            finally:
+                spawn.get_preparation_data = full
+
+
+class _WorkerProcess(context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _PopenWithoutMain(process_obj)
+
+
+class _WorkerContext(context.SpawnContext):
+    Process = _WorkerProcess
+
+
 _SPEC: _RunSpec | None = None
 _APP = None
 
@@ -349,6 +401,7 @@ def _worker_run(start: int, stop: int) -> ShowerBatch:
     return ShowerBatch(showers, primaries.energy, primaries.conditions(source.conditions), extras)
 
 
+@checked
 def merge(inputs: Sequence[str | Path], out: str | Path, *, overwrite: bool = False) -> Path:
     """Join the shards of one run, in event order, into one file.
 
@@ -356,7 +409,7 @@ def merge(inputs: Sequence[str | Path], out: str | Path, *, overwrite: bool = Fa
     their run without gap or overlap; the result equals an unsharded run of the same events.
     """
     if not inputs:
-        raise CaloforgeError("merge needs at least one input file")
+        raise InvalidArgument("inputs", "merge needs at least one input file")
     files = sorted(
         (ShowerFile(p) for p in inputs), key=lambda f: int(f.attrs.get("first_event", 0))
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, checked
 
 __all__ = [
     "FAMILIES",
@@ -146,6 +146,7 @@ def resolve_model(name_or_dir: str | Path) -> Path:
     return path
 
 
+@checked
 def load_model(name_or_dir: str | Path):
     """A trained model from its directory or a pretrained model's name."""
     from caloforge.models.base import read_config

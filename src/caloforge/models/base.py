@@ -29,6 +29,7 @@ from caloforge.data.transforms import Transform, transform_from_state
 from caloforge.detectors import Detector, detector_from_yaml
 from caloforge.errors import CaloforgeError
 from caloforge.files import atomic_write_bytes, atomic_write_text
+from caloforge.sources.spec import MOMENTUM, incident_energy
 
 __all__ = ["GenerativeModel", "ModelConfig", "TrainBatch", "derived_conditions"]
 
@@ -74,8 +75,8 @@ def derived_conditions(
     momentum conditions, the direction's slopes px/pz and py/pz. A momentum's components can each
     lie in their training range while its size or angle does not."""
     derived = {"energy": np.asarray(energy, dtype=np.float64).reshape(-1)}
-    if all(n in names for n in ("px", "py", "pz")):
-        px, py, pz = (conditions[:, list(names).index(n)] for n in ("px", "py", "pz"))
+    if all(n in names for n in MOMENTUM):
+        px, py, pz = (conditions[:, list(names).index(n)] for n in MOMENTUM)
         with np.errstate(divide="ignore", invalid="ignore"):
             derived["slope_x"], derived["slope_y"] = px / pz, py / pz
     return derived
@@ -96,15 +97,21 @@ class TrainBatch:
 class GenerativeModel(torch.nn.Module, ABC):
     """Base class of the model families.
 
-    Subclasses set ``family`` and ``config_class``, build their networks in ``__init__`` from the
-    config, and implement ``latent_dim``, ``generate_transformed`` (noise and transformed
-    conditions to transformed showers), ``optimizers`` and ``train_step``.
+    Subclasses set ``config_class``, build their networks in ``__init__`` from the config, and
+    implement ``latent_dim``, ``generate_transformed`` (noise and transformed conditions to
+    transformed showers), ``optimizers`` and ``train_step``. A family's name is written once, as
+    the default of its config's ``family`` field; ``family`` is read from it.
     """
 
     family: ClassVar[str]
     config_class: ClassVar[type[ModelConfig]]
     batches_per_step: ClassVar[int] = 1
     """How many training batches one ``train_step`` consumes (a WGAN's critic iterations)."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_class" in cls.__dict__:
+            cls.family = cls.config_class.model_fields["family"].default
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -168,13 +175,7 @@ class GenerativeModel(torch.nn.Module, ABC):
 
     def energy_of(self, conditions: torch.Tensor) -> torch.Tensor:
         """(N, 1) incident kinetic energy in MeV implied by physical conditions."""
-        names = self.config.conditions
-        if "energy" in names:
-            return conditions[:, names.index("energy")].unsqueeze(1)
-        if all(n in names for n in ("px", "py", "pz")):
-            p = conditions[:, [names.index(n) for n in ("px", "py", "pz")]]
-            return torch.linalg.vector_norm(p, dim=1, keepdim=True)
-        raise CaloforgeError(f"cannot tell the incident energy from conditions {names}")
+        return incident_energy(conditions, self.config.conditions)
 
     def to_training(
         self,

@@ -1,7 +1,9 @@
-"""What several model families share: dense layers, WGAN-GP's penalty, the energy-fraction
-preprocessing of the dense families, the shower axis of a one-layer cartesian readout.
+"""What several model families share: dense layers, a Wasserstein GAN's training step and
+WGAN-GP's penalty, the energy-fraction preprocessing of the dense families, the shower axis of a
+one-layer cartesian readout.
 
 References:
+    | M. Arjovsky, S. Chintala, L. Bottou, "Wasserstein GAN", arXiv:1701.07875.
     | I. Gulrajani et al., "Improved Training of Wasserstein GANs", arXiv:1704.00028.
 """
 
@@ -39,10 +41,64 @@ __all__ = [
     "shard",
     "shard_rand",
     "shard_randn",
+    "wgan_step",
 ]
 
 AXIS_CONDITIONS = ("px", "py", "pz", "x", "y")
 """The conditions that place the shower: momentum and entry point on the calorimeter's face."""
+
+
+Losses = tuple[torch.Tensor, dict[str, float]]
+"""A loss to minimise and what to log of it."""
+
+
+def wgan_step(
+    model: GenerativeModel,
+    batches: Sequence,
+    optimizers: dict[str, torch.optim.Optimizer],
+    generator: torch.Generator,
+    *,
+    latent: int,
+    critics: Sequence[torch.nn.Module],
+    critic_loss: Callable[[object, torch.Tensor], Losses],
+    generator_loss: Callable[[object, torch.Tensor], Losses],
+    after_critic_step: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """One step of a Wasserstein GAN (Arjovsky et al.): one critic update per batch against the
+    generator's showers for that batch's conditions (no gradient to the generator), then one
+    generator update on the last batch's conditions with the critics frozen.
+
+    ``critic_loss(batch, fake)`` and ``generator_loss(batch, fake)`` give each family's losses
+    (a gradient penalty, a second critic, a regressor); ``after_critic_step`` runs after each
+    critic update (weight clipping). The noise of every update is drawn from ``generator`` for
+    the global batch, so data-parallel ranks draw what one process would.
+    """
+    logs: dict[str, float] = {}
+    for batch in batches:
+        noise = shard_randn((len(batch), latent), generator)
+        with torch.no_grad():
+            fake = model.generate_transformed(noise, batch.conditions)
+        loss, logs = critic_loss(batch, fake)
+        optimizers["critic"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["critic"].step()
+        if after_critic_step is not None:
+            after_critic_step()
+    batch = batches[-1]
+    for critic in critics:
+        critic.requires_grad_(False)
+    try:
+        noise = shard_randn((len(batch), latent), generator)
+        loss, generator_logs = generator_loss(
+            batch, model.generate_transformed(noise, batch.conditions)
+        )
+        optimizers["generator"].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["generator"].step()
+    finally:
+        for critic in critics:
+            critic.requires_grad_(True)
+    return logs | generator_logs
 
 
 def gradient_penalty(

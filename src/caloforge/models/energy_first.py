@@ -89,7 +89,6 @@ class EnergyFirstConfig(_FlowConfig):
 class EnergyFirst(_ShowerFlow):
     """The energy breakdown's velocity field, then the cells' given it."""
 
-    family = "energy-first"
     config_class = EnergyFirstConfig
 
     def __init__(self, config: EnergyFirstConfig):

@@ -21,34 +21,25 @@ Preprocessing, shared by both (``_ShowerFlow``):
   as CaloFlow's energy and shape flows (arXiv:2106.05285) but in one model. E_sum is the sum of
   the cells above the detector's threshold (``total_above_threshold``), and the inverse
   renormalises the cells that come out above it: with the sum of all cells, the dequantised
-  empty ones (below) were part of it, about 15 MeV a shower, and what the model put below the
-  threshold was lost at read-out (its raw output had 16.5 MeV there at 1-3 GeV against the
-  training data's 14.9), so the response came out 1.5-1.9 % low at 1-3 GeV; with it, 0.3 %;
+  empty cells were part of it and what the model put below the threshold was lost at read-out,
+  so the response came out low;
 - the teacher's loss weighs the response's coordinate ``response_weight`` (100) times a cell's:
   as one coordinate in 901 it was learnt loosely, and the resolution came out nearly the same at
-  every energy (a 2 000-step prototype: 0.036 at 1-3 GeV against Geant4's 0.062, 0.025 at
-  31-100 GeV against 0.013); at 100, within 5 % of Geant4's in every bin, with the shapes no
-  worse. Trained 16 000 steps of 512 rather than 6 000, the response's coordinate over-fits at
-  that weight (loss 1.37 on training showers, 1.69 on held-out ones at the last step, the cells'
-  1.173 on both) and the resolution comes out up to 30 % under Geant4's: the loop's held-out
-  choice (step 8 000) avoids it;
+  every energy. Trained much longer, that coordinate over-fits at this weight; the loop's choice
+  of the best held-out weights avoids it;
 - on a one-layer cartesian readout with conditions (px, py, pz, x, y) (lhcb-ecal), the showers
   are learnt in a frame that follows them: the image is shifted by whole cells so that the
   cell where a straight line from the entry point along the momentum puts the shower (the axis
   fitted on the training data, ``common.fit_axis``) is the middle cell, and the network is told
   the axis's sub-cell offset and the shift; generated showers are shifted back. An MLP then
-  learns one shape that moves a little rather than a shape at every place (on lhcb-ecal, at
-  equal training, the largest cell's share came out 0.311 against Geant4's 0.304 with the
-  frame and 0.383 without);
+  learns one shape that moves a little rather than a shape at every place;
 - dequantisation (CaloFlow): in training, cells below the detector's threshold are drawn
   uniform below ``dequantisation`` x the threshold, so the network learns a density without a
   spike at zero, with a gap up to the threshold; generated cells below the threshold are read
-  out as 0, which undoes it. The gap sets how many faint cells come out above the threshold:
-  with the MLP, noise up to the threshold itself gave 251 cells per shower against Geant4's 135,
-  0.1 x the threshold 99, 0.2 114 and 0.35 (the default) 134.7 against 135.3 (2 000 held-out
-  showers); the U-Net gave 131-134 at 0.2. ``empty`` chooses instead a fixed point (CaloDREAM's
-  shape network adds no noise, arXiv:2405.09629) or a narrow log-normal band far below the
-  threshold (ConvL2LFlow's);
+  out as 0, which undoes it. The gap sets how many faint cells come out above the threshold;
+  the default, 0.35, gives Geant4's number on lhcb-ecal. ``empty`` chooses instead a fixed
+  point (CaloDREAM's shape network adds no noise, arXiv:2405.09629) or a narrow log-normal band
+  far below the threshold (ConvL2LFlow's);
 - ``calibration``: after training, each cell's coordinate may go through a monotone map fitted
   so that showers drawn for the training conditions have the training data's law cell by cell
   (a quantile map, as the BIB-AE's post-processor corrects each cell's spectrum,
@@ -59,28 +50,23 @@ Preprocessing, shared by both (``_ShowerFlow``):
 
 Departures from the papers, and why:
 
-- CaloFlow uses masked autoregressive flows; sampling one inverts a MADE once per cell: zuko's
-  MAF with one transform of 2 x 256 takes 56 ms per 901-dimensional shower on this CPU, a
-  thousand times the 0.05 ms aimed at, hence CaloFlow's own distillation into an inverse
-  autoregressive student. Flow matching trains a free-form network with a regression loss,
-  about as cheaply per step as a classifier, which is what a two-core CPU affords; the
-  CaloChallenge's best cell-level results (CaloDREAM, arXiv:2405.09629) are flow-matching
-  models too;
+- CaloFlow uses masked autoregressive flows, and sampling one inverts a MADE once per cell: on a
+  CPU that is about a thousand times slower than the speed aimed at, hence CaloFlow's own
+  distillation into an inverse autoregressive student. Flow matching trains a free-form network
+  with a regression loss, about as cheaply per step as a classifier, which is what a two-core
+  CPU affords; the CaloChallenge's best cell-level results (CaloDREAM, arXiv:2405.09629) are
+  flow-matching models too;
 - CaloDREAM's networks are transformers over layers and a vision transformer over voxels; here
   residual MLPs by default, whose one-step student runs at the speed of a few matrix products.
   ``network=unet`` is a convolutional velocity field instead (CaloDiffusion's choice,
   arXiv:2308.03876; ``UNetVelocity``), made to share one cell's two-mode law (empty, or a small
-  deposit) with its neighbours', which the MLP blurs. Measured on lhcb-ecal (channels 16, 32,
-  48; one thread; 2 000 held-out showers): after 10 minutes (500 steps of 128) it had the
-  cell count and widths nearly right (131 cells against Geant4's 135, widths 1.50 and 1.24 cells
-  against 1.46 and 1.22; the 48-minute MLP: 114, 1.33, 1.08), but its showers' centres
-  scattered twice as widely as Geant4's (δy σ 9.4 mm against 4.4) and its core was under-filled
-  (45 % of the energy within one cell of the centroid against 52 %); held-out mean separation
-  power 0.075 against the MLP's 0.048. Run for 47 minutes at a learning rate of 1e-3 it
-  diverged at step ~1 300 (loss 1.10 to 1.80) and came out worse (0.096). It also costs 3 ms
-  per evaluation of the field against the MLP's 0.08: each shower takes 8 of them. So the
-  default stays the MLP;
+  deposit) with its neighbours', which the MLP blurs. It is not the default: on lhcb-ecal it
+  scored worse on held-out showers, and one evaluation of the field costs about 40 times the
+  MLP's;
 - no EMA of the weights: the shared loop keeps the best held-out weights instead.
+
+What each choice was measured to change is in the model cards of the pretrained
+``lhcb-ecal-fm`` and ``lhcb-ecal-fm-student`` (``pretrained/NAME/README.md``).
 """
 
 from __future__ import annotations
@@ -115,10 +101,10 @@ from caloforge.models.common import (
     shard_rand,
     shard_randn,
 )
+from caloforge.sources.spec import MOMENTUM
 
 __all__ = ["FlowMatching", "FlowMatchingConfig", "FlowStudent", "FlowStudentConfig"]
 
-MOMENTUM = ("px", "py", "pz")
 
 TEACHER_BATCH = 2000
 """Showers per teacher call when the student's pairs are drawn."""
@@ -625,7 +611,6 @@ def _dequantise(
 class FlowMatching(_ShowerFlow):
     """The flow-matching teacher: an ODE from noise to showers."""
 
-    family = "flow-matching"
     config_class = FlowMatchingConfig
 
     def __init__(self, config: FlowMatchingConfig):
@@ -685,7 +670,6 @@ def integrate(
 class FlowStudent(_ShowerFlow):
     """One network pass from the teacher's noise to the teacher's shower."""
 
-    family = "flow-matching-student"
     config_class = FlowStudentConfig
 
     def __init__(self, config: FlowStudentConfig):

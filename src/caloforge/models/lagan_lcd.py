@@ -17,6 +17,8 @@ the 5 × 5 cells about the axis, unrolled: a 25 × 25 image (``crop`` 5). As in 
 
 With the defaults the generator has 0.9 M parameters and the critic 0.8 M, the seed's 858 429
 and 855 067 within 10 %. Training: ``ClippedWGAN`` (weight clipping, RMSprop 5e-5, batch 64).
+The pretrained ``lcd-ecal-lagan`` is measured in its model card
+(``pretrained/lcd-ecal-lagan/README.md``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ class LAGANConfig(ClippedWGANConfig):
 class LAGAN(ClippedWGAN):
     """Locally-connected generator and critic on the 25 × 25 unrolled image."""
 
-    family = "lagan-lcd"
     config_class = LAGANConfig
 
     def __init__(self, config: LAGANConfig):

@@ -37,7 +37,7 @@ from caloforge.data.transforms import (
 )
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import GenerativeModel, ModelConfig, TrainBatch
-from caloforge.models.common import cube_shape, require_conditions, shard_randn
+from caloforge.models.common import cube_shape, require_conditions, wgan_step
 
 __all__ = ["CONDITIONS", "ClippedWGAN", "ClippedWGANConfig", "LCDConfig", "LCDModel", "unroll"]
 
@@ -198,26 +198,31 @@ class ClippedWGAN(LCDModel):
         step: int,
     ) -> dict[str, float]:
         self.train()
-        latent = self.config.latent
-        for batch in batches:
-            noise = shard_randn((len(batch), latent), generator)
-            with torch.no_grad():
-                fake = self.generate_transformed(noise, batch.conditions)
+
+        def critic_loss(batch, fake):
             distance = (
                 self.score(batch.showers, batch.conditions).mean()
                 - self.score(fake, batch.conditions).mean()
             )
-            optimizers["critic"].zero_grad(set_to_none=True)
-            (-distance).backward()
-            optimizers["critic"].step()
+            return -distance, {"wasserstein": distance.item()}
+
+        def generator_loss(batch, fake):
+            loss = -self.score(fake, batch.conditions).mean()
+            return loss, {"generator": loss.item()}
+
+        def clip() -> None:
             with torch.no_grad():
                 for p in self.critic.parameters():
                     p.clamp_(-self.config.clip, self.config.clip)
-        batch = batches[-1]
-        noise = shard_randn((len(batch), latent), generator)
-        loss = -self.score(self.generate_transformed(noise, batch.conditions), batch.conditions)
-        loss = loss.mean()
-        optimizers["generator"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["generator"].step()
-        return {"wasserstein": distance.item(), "generator": loss.item()}
+
+        return wgan_step(
+            self,
+            batches,
+            optimizers,
+            generator,
+            latent=self.config.latent,
+            critics=[self.critic],
+            critic_loss=critic_loss,
+            generator_loss=generator_loss,
+            after_critic_step=clip,
+        )

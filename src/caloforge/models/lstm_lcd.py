@@ -19,10 +19,10 @@ Training feeds the Geant4 slice in at every step (teacher forcing); generation f
   pixel: one picks empty or a component through its normal CDF, one draws the value), so the
   network stays deterministic and exportable. What a draw puts below the threshold is read out
   as 0, and no draw goes above the largest pixel of the training data (a Gaussian tail in the
-  log of the energy would otherwise make a cell of 10⁸ MeV now and then: it did, in 2 % of the
-  first trained model's showers). Pixels of one slice are drawn independently given the past, so
-  the slice's energy fluctuates by the sum of 400 independent draws, where Geant4's pixels given
-  the past are correlated (energy that goes to one cell does not go to its neighbour).
+  log of the energy would otherwise make a cell of 10⁸ MeV now and then). Pixels of one slice
+  are drawn independently given the past, so the slice's energy fluctuates by the sum of 400
+  independent draws, where Geant4's pixels given the past are correlated (energy that goes to
+  one cell does not go to its neighbour).
 - ``slice-energy``: the mixture, plus each slice's energy drawn first. A second head gives the
   slice's s = ln(1 + E_slice / E_thr) its own zero class and Gaussian mixture, trained by
   likelihood; the pixel head sees s beside the LSTM's output, and the drawn pixels are rescaled
@@ -30,11 +30,12 @@ Training feeds the Geant4 slice in at every step (teacher forcing); generation f
   left to independent pixels, as CaloFlow splits the energies per layer from the shape (Krause &
   Shih, arXiv:2106.05285). No drawn slice goes above the largest of the training data
   (``slice_upper``, fitted). The loss is the mean pixel NLL plus the mean slice NLL: the slice
-  term weighs as much as all of a slice's pixels together, not as one of them. Measured against
-  ``mixture`` (1 500 steps each, README): its longitudinal profile is closer and its first slice
-  fluctuates as Geant4's where the mixture's fluctuates twice as much, but the core slices
-  fluctuate more, the early slices are wider and γ and π⁰ are less separable, so it is not the
-  default.
+  term weighs as much as all of a slice's pixels together, not as one of them. It is not the
+  default: against ``mixture`` its core slices fluctuate more, its early slices are wider and
+  γ and π⁰ are less separable.
+
+The measurements of ``l2``, ``mixture`` and ``slice-energy`` are in the model cards of the
+pretrained ``lcd-ecal-lstm-l2`` and ``lcd-ecal-lstm`` (``pretrained/NAME/README.md``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ class LSTMConfig(LCDConfig):
 class SliceLSTM(LCDModel):
     """Autoregressive LSTM over the layers of the unrolled shower."""
 
-    family = "lstm-lcd"
     config_class = LSTMConfig
 
     def __init__(self, config: LSTMConfig):

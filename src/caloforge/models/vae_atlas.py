@@ -22,39 +22,27 @@ standardised on its own; conditions log E and η, standardised. The likelihood i
 that space with a fixed variance (``reconstruction_sigma``), the usual choice of dense VAEs for
 calorimeter cells. The decoder's output is linear and clamped at 0 when generating.
 
-Departures from the seed, and why. Measured on a development split of the atlas-like data
-(7 500 training showers, 2 500 held out, 10 000 steps each). The seed's form (N(0, 1) prior,
-cell likelihood alone) gave E_tot/E_inc nearly one spread at every energy: 2.9 % at 1 GeV and
-1.4 % at 65 GeV, where Geant4 has 13.9 % and 1.9 %. Its mean separation power over the 42
-observables was 0.15.
+Departures from the seed, and why. The seed's form (N(0, 1) prior, the cell likelihood alone)
+gave E_tot/E_inc nearly the same spread at every energy, where Geant4's falls with the energy:
 
 - **A conditional prior** (``prior``, default ``conditional``): p(z | c) = N(μ(c), σ(c)) from a
   small dense network of the conditions, as in Sohn et al.'s conditional VAE. With N(0, 1) the
   per-sample KL term pulls each posterior to N(0, 1), but not the posteriors of one energy as a
-  group. The encoder, which sees the energy, put the energy-dependent mean of E_tot/E_inc into
-  z, so decoding N(0, 1) at one energy mixed in the others' showers. Diagnosed with one scale
-  for all cells: the showers' spread of E_tot/E_inc, in the standardised unit below, was 0.7 at
-  every energy, where Geant4's goes from 0.29 to 2.0.
+  group: the encoder, which sees the energy, put the energy-dependent mean of E_tot/E_inc into
+  z, so decoding N(0, 1) at one energy mixed in the others' showers.
 - **A total-energy term** (``energy_sigma``; None leaves it out): a second Gaussian term
-  reconstructs E_tot/E_inc, standardised as the GAN's energy critic sees it. The cell term alone
-  hardly weighs the sum: at 65 GeV Geant4's spread of E_tot/E_inc is 0.3 of that unit, and
-  missing it by that much costs little against 266 cells.
+  reconstructs E_tot/E_inc, standardised as the GAN's energy critic sees it: the cell term
+  alone hardly weighs the sum of 266 cells.
 - **A learning rate that halves** every ``lr_half_life`` steps, smoothly (lr · 0.5^(step / half
-  life)): with the total-energy term at a fixed rate, the term swung between 3 and 70 from one
-  step to the next. A run extended with ``--resume --steps`` goes on at the decayed rate.
+  life)): at a fixed rate the total-energy term swung by an order of magnitude from one step to
+  the next. A run extended with ``--resume --steps`` goes on at the decayed rate.
 
-The logged ``loss`` is the negative ELBO plus the total-energy term.
+The logged ``loss`` is the negative ELBO plus the total-energy term. The clamp at 0 of generated
+cells removes negative energy that the training counted; the GAN's ReLU on the fractions
+(``non_negative``) would avoid it, but in the VAE it left the strips' small cells dead.
 
-With all three, the spread follows Geant4's dependence on energy: 14.8 % at 1 GeV, 3.3 % at
-8 GeV and 1.6 % at 65 GeV. The response is within 1 % from 4 GeV up. The mean separation power
-is 0.07.
-
-What falls short:
-- At 1 and 2 GeV the response is 14 % and 5 % high.
-- From 32 GeV up the spread is 16–35 % narrower than Geant4's.
-- The clamp at 0 removes negative energy that the training counted. The GAN's ReLU on the
-  fractions (``non_negative``) avoids the clamp, but in the VAE it left the strips' small cells
-  dead (with one scale for all cells: separation power of the strip widths 0.96 against 0.63).
+What each departure was measured to change, on a development split of the atlas-like data, is in
+the model card of the pretrained ``atlas-like-vae`` (``pretrained/atlas-like-vae/README.md``).
 
 References:
     | ATLAS Collaboration, ATL-SOFT-PUB-2018-001 (seed 001 of this project).
@@ -142,7 +130,6 @@ class _IAFStep(nn.Module):
 class ATLASVAE(FractionModel):
     """Conditional VAE with an IAF posterior on the atlas-like cells."""
 
-    family = "vae-atlas"
     config_class = ATLASVAEConfig
 
     def __init__(self, config: ATLASVAEConfig):

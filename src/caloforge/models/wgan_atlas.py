@@ -22,18 +22,15 @@ Departures from the seed, and why:
 - the energy critic also sees the conditions: the resolution it judges depends on the energy;
 - the energy critic's penalty is one-sided (``energy_penalty``, Petzka et al.): with the
   two-sided penalty of WGAN-GP, a critic of one input whose slope starts the wrong way round
-  cannot turn, since its slope would have to pass through 0, which that penalty charges for.
-  Measured on 7 500 atlas-like training showers: after 3 500 steps the two-sided energy critic
-  still rated the generated showers (E_tot/E_inc 6 σ too low) above Geant4's, with a
-  Wasserstein estimate of −4; with the one-sided penalty the same critic turned within 100
-  steps and measured +8;
+  cannot turn, since its slope would have to pass through 0, which that penalty charges for;
+  the one-sided penalty lets it turn;
 - the energy critic's term weighs 3 in the generator's loss (``energy_weight``; the seed gives
-  none). Measured on the development split of ``FractionModel``: at weight 1 the cell critic's
-  pull dominated and E_tot/E_inc came out 1.7–2.4× too wide at 8–262 GeV; at weight 3 its
-  spread was within 30 % of Geant4's at every energy and within 5 % at 2, 4, 8 and 262 GeV,
-  for a mean separation power of 0.12 rather than 0.11;
+  none): at weight 1 the cell critic's pull dominated and E_tot/E_inc came out too wide;
 - Adam with the learning rate and betas (0.5, 0.9) commonly used for WGAN-GP on calorimeter
   showers (the seed does not give its optimiser).
+
+What the energy critic, its penalty and its weight were measured to change is in the model card
+of the pretrained ``atlas-like-gan`` (``pretrained/atlas-like-gan/README.md``).
 
 References:
     | ATLAS Collaboration, "Deep generative models for fast shower simulation in ATLAS",
@@ -57,7 +54,7 @@ from caloforge.models.common import (
     FractionModel,
     gradient_penalty,
     mlp,
-    shard_randn,
+    wgan_step,
 )
 
 __all__ = ["ATLASWGAN", "ATLASWGANConfig"]
@@ -85,7 +82,6 @@ class ATLASWGANConfig(FractionConfig):
 class ATLASWGAN(FractionModel):
     """Dense WGAN-GP on the atlas-like cells with an optional critic of the total energy."""
 
-    family = "wgan-gp-atlas"
     config_class = ATLASWGANConfig
 
     def __init__(self, config: ATLASWGANConfig):
@@ -119,30 +115,29 @@ class ATLASWGAN(FractionModel):
         generator: torch.Generator,
         step: int,
     ) -> dict[str, float]:
-        cfg = self.config
         self.train()
-        logs: dict[str, float] = {}
-        for batch in batches:
-            noise = shard_randn((len(batch), cfg.latent), generator)
-            with torch.no_grad():
-                fake = self.generate_transformed(noise, batch.conditions)
-            loss, logs = self._critic_loss(batch.showers, fake, batch.conditions, generator)
-            optimizers["critic"].zero_grad(set_to_none=True)
-            loss.backward()
-            optimizers["critic"].step()
-        batch = batches[-1]
-        noise = shard_randn((len(batch), cfg.latent), generator)
-        fake = self.generate_transformed(noise, batch.conditions)
+        critics = [c for c in (self.critic, self.energy_critic) if c is not None]
+        return wgan_step(
+            self,
+            batches,
+            optimizers,
+            generator,
+            latent=self.config.latent,
+            critics=critics,
+            critic_loss=lambda batch, fake: self._critic_loss(
+                batch.showers, fake, batch.conditions, generator
+            ),
+            generator_loss=self._generator_loss,
+        )
+
+    def _generator_loss(self, batch, fake):
         adversarial = -self.critic(fake, batch.conditions).mean()
-        loss = adversarial
+        loss, logs = adversarial, {"generator_adversarial": adversarial.item()}
         if self.energy_critic is not None:
             energy = -self.energy_critic(self.response_input(fake), batch.conditions).mean()
-            loss = loss + cfg.energy_weight * energy
+            loss = loss + self.config.energy_weight * energy
             logs["generator_energy"] = energy.item()
-        optimizers["generator"].zero_grad(set_to_none=True)
-        loss.backward()
-        optimizers["generator"].step()
-        return logs | {"generator_adversarial": adversarial.item()}
+        return loss, logs
 
     def _critic_loss(self, real, fake, conditions, generator):
         cfg = self.config

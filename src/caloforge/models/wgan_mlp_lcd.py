@@ -12,6 +12,9 @@
 - Training: WGAN with weight clipping, RMSprop lr 5e-5, batch 64, 5 critic batches per
   generator batch (``ClippedWGAN``); pixels divided by their overall spread about 0, so an
   empty pixel stays 0.
+
+The pretrained ``lcd-ecal-wgan-mlp`` is measured in its model card
+(``pretrained/lcd-ecal-wgan-mlp/README.md``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ class MLPWGANConfig(ClippedWGANConfig):
 class MLPWGAN(ClippedWGAN):
     """Dense generator, one-convolution critic, on the unrolled image."""
 
-    family = "wgan-mlp-lcd"
     config_class = MLPWGANConfig
 
     def __init__(self, config: MLPWGANConfig):

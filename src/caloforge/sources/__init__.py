@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, checked
 from caloforge.sources.sampler import BLOCK, Primaries, condition_values, sample_primaries
 from caloforge.sources.spec import (
     CONDITIONS,
@@ -58,6 +58,7 @@ def source_to_yaml(source: Source) -> str:
     return yaml.safe_dump(source.model_dump(mode="json", exclude=exclude), sort_keys=False)
 
 
+@checked
 def load_source(name_or_path: str | Path) -> Source:
     """A built-in preset by name, or a source YAML file by path.
 

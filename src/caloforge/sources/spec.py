@@ -8,9 +8,12 @@ detector's front face (z = 0); directions are unit vectors with z along the dept
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from caloforge.errors import CaloforgeError
 
 __all__ = [
     "CONDITIONS",
@@ -70,6 +73,28 @@ CONDITIONS: dict[str, tuple[str, str]] = {
 }
 """Every quantity a source can name as a condition: its unit ("" for a number without one) and
 meaning."""
+
+MOMENTUM = ("px", "py", "pz")
+"""The conditions that give the momentum, and with it the incident energy."""
+
+
+def energy_from(names: Sequence[str]) -> str:
+    """How the incident energy follows from conditions called ``names``: ``energy``, a condition
+    of its own, or ``momentum``, the size of (px, py, pz) (e±/γ well above their mass)."""
+    if "energy" in names:
+        return "energy"
+    if all(n in names for n in MOMENTUM):
+        return "momentum"
+    raise CaloforgeError(f"cannot tell the incident energy from conditions {list(names)}")
+
+
+def incident_energy(conditions, names: Sequence[str]):
+    """(N, 1) incident energy in MeV of (N, k) conditions called ``names``: numpy or torch."""
+    names = list(names)
+    if energy_from(names) == "energy":
+        return conditions[:, names.index("energy")][:, None]
+    px, py, pz = (conditions[:, names.index(n)] for n in MOMENTUM)
+    return ((px**2 + py**2 + pz**2) ** 0.5)[:, None]
 
 
 class FixedEnergy(_Model):

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from caloforge import stopping
 from caloforge.data.showerfile import VISIBLE, ShowerFile
-from caloforge.errors import CaloforgeError, invalid_value
+from caloforge.errors import CaloforgeError, argument, checked, invalid_value
 from caloforge.evaluation.classifier import MIN_SAMPLES
 from caloforge.evaluation.observables import apply_threshold
 from caloforge.files import locked
@@ -201,6 +201,7 @@ def _batch_indices(
     )
 
 
+@checked
 def train(
     family: str,
     data: str | Path,
@@ -290,7 +291,8 @@ def _train(
             f"data-parallel training runs its processes on the CPU; train on {on} with one "
             "process (--nproc 1)"
         )
-    cls: type[GenerativeModel] = get_family(family)
+    with argument("family"):
+        cls: type[GenerativeModel] = get_family(family)
     dataset = _Data(Path(data), settings, world, fit_all=not resume and world.main)
     if resume:
         if len(dataset.file) != config.training["data"]["n_events"]:

@@ -9,6 +9,12 @@ which reads back exactly): the same facts the ONNX export writes as JSON.
 
 A package holds machine code for this CPU architecture and this torch version (recorded under
 ``caloforge.torch_version``); export again for another. Compiling takes tens of seconds.
+
+``AotiSampler`` runs batches of fewer than ``SMALL_BATCH`` showers on one thread: the compiled
+code opens an OpenMP parallel region per layer, and with two threads each region waits for the
+other thread at its barrier. On a 2-core machine with other work running, a batch of one took
+100 ms a call on two threads and 0.33 ms on one (ONNX Runtime: 0.16 ms), measured in one run
+(``benchmarks/cpp_speed.py``); small batches have too little work to share.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ import numpy as np
 import torch
 
 from caloforge.errors import CaloforgeError
-from caloforge.export import Decoder, checked_path, example_inputs, metadata
 from caloforge.files import atomic_write
+from caloforge.runtimes import Decoder, checked_path, example_inputs, metadata
 
-__all__ = ["FORMAT", "AotiSampler", "export_aoti", "package_metadata"]
+__all__ = ["FORMAT", "SMALL_BATCH", "AotiSampler", "export_aoti", "package_metadata"]
 
 FORMAT = "caloforge-aoti-1"
 MAX_BATCH = 1 << 20
+SMALL_BATCH = 64
+"""Batches smaller than this run on one thread (module docstring)."""
 
 
 def package_metadata(model) -> dict[str, str]:
@@ -100,5 +108,13 @@ class AotiSampler:
     def decode(self, noise: np.ndarray, conditions: np.ndarray) -> np.ndarray:
         z = torch.as_tensor(np.ascontiguousarray(noise, dtype=np.float32))
         c = torch.as_tensor(np.ascontiguousarray(conditions, dtype=np.float32))
-        with torch.inference_mode():
-            return self.runner(z, c).numpy()
+        threads = torch.get_num_threads()
+        small = len(z) < SMALL_BATCH and threads > 1
+        if small:
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                return self.runner(z, c).numpy()
+        finally:
+            if small:
+                torch.set_num_threads(threads)

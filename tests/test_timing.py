@@ -1,6 +1,6 @@
 import json
 
-from caloforge.bench import bench
+from caloforge.timing import bench
 
 
 def test_bench_measures_every_backend_and_size(tiny_model):

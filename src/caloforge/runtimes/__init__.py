@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, InvalidArgument, argument, checked
 
 __all__ = ["FORMATS", "Decoder", "checked_path", "example_inputs", "export", "metadata"]
 
@@ -50,12 +50,9 @@ def example_inputs(model, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
 
 def energy_source(model) -> str:
     """How the incident energy follows from the conditions: ``energy`` or ``momentum``."""
-    names = model.config.conditions
-    if "energy" in names:
-        return "energy"
-    if all(n in names for n in ("px", "py", "pz")):
-        return "momentum"
-    raise CaloforgeError(f"cannot tell the incident energy from conditions {names}")
+    from caloforge.sources.spec import energy_from
+
+    return energy_from(model.config.conditions)
 
 
 def metadata(model) -> dict[str, Any]:
@@ -102,16 +99,27 @@ def checked_path(path: str | Path, suffix: str) -> Path:
     return path
 
 
+@checked
 def export(model, path: str | Path) -> Path:
-    """Export ``model`` in the format its path's suffix names (``.onnx`` or ``.pt2``)."""
+    """Export ``model`` (a loaded model, a model directory or a pretrained model's name) in the
+    format its path's suffix names (``.onnx`` or ``.pt2``)."""
     path = Path(path)
     if path.suffix not in FORMATS:
         known = ", ".join(f"{s} ({d})" for s, d in FORMATS.items())
-        raise CaloforgeError(f"the export path must end in one of {known}; got {path}")
+        raise InvalidArgument("path", f"the export path must end in one of {known}; got {path}")
     if path.suffix == ".onnx":
-        from caloforge.export.onnx import export_onnx
+        from caloforge.runtimes.onnx import export_onnx
 
-        return export_onnx(model, path)
-    from caloforge.export.aoti import export_aoti
+        return export_onnx(_loaded(model), path)
+    from caloforge.runtimes.aoti import export_aoti
 
-    return export_aoti(model, path)
+    return export_aoti(_loaded(model), path)
+
+
+def _loaded(model):
+    if not isinstance(model, str | Path):
+        return model
+    from caloforge.models import load_model
+
+    with argument("model"):
+        return load_model(model)

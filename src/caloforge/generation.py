@@ -27,8 +27,9 @@ from caloforge.data.showerfile import (
     check_energies,
     partial_path,
 )
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, InvalidArgument, argument, checked
 from caloforge.files import locked
+from caloforge.sources import Source, load_source
 
 __all__ = [
     "BACKENDS",
@@ -130,13 +131,14 @@ def _warn_outside_training(model, conditions: np.ndarray, warned: set) -> None:
             )
 
 
+@checked
 def generate(
     model_name: str | Path,
     out: str | Path,
     *,
     conditions_from: str | Path | None = None,
     n: int | None = None,
-    source=None,
+    source: Source | str | Path | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     seed: int = 0,
     backend: str = "torch",
@@ -164,18 +166,20 @@ def generate(
     from caloforge.models import load_model, resolve_model
 
     if batch_size <= 0:
-        raise CaloforgeError(f"batch size must be positive, got {batch_size}")
+        raise InvalidArgument("batch_size", f"must be positive, got {batch_size}")
     if backend not in BACKENDS:
-        raise CaloforgeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        raise InvalidArgument("backend", f"unknown {backend!r}; choose from {', '.join(BACKENDS)}")
     if (conditions_from is None) == (source is None):
-        raise CaloforgeError("give either --conditions-from FILE or --n N --source PRESET")
+        raise InvalidArgument(
+            "conditions_from", "give either a file to take conditions from, or n and a source"
+        )
     if source is not None and (n is None or n <= 0):
-        raise CaloforgeError(f"number of showers must be positive, got {n}")
-    model = load_model(model_name)
-    if isinstance(source, str):
-        from caloforge.sources import load_source
-
-        source = load_source(source)
+        raise InvalidArgument("n", f"the number of showers must be positive, got {n}")
+    with argument("model_name"):
+        model = load_model(model_name)
+    if source is not None and not isinstance(source, Source):
+        with argument("source"):
+            source = load_source(source)
     attrs = {
         "detector": model.detector.to_yaml(),
         "producer": json.dumps(
@@ -269,7 +273,7 @@ def decoder(
         return run
     import tempfile
 
-    from caloforge.export.onnx import OnnxSampler, export_onnx
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         sampler = OnnxSampler(export_onnx(model, Path(tmp) / "model.onnx"), threads=threads)

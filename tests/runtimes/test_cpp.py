@@ -23,9 +23,9 @@ import torch
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.errors import CaloforgeError
-from caloforge.export import export
-from caloforge.export.aoti import AotiSampler
 from caloforge.models import load_model, pretrained_models, resolve_model
+from caloforge.runtimes import export
+from caloforge.runtimes.aoti import AotiSampler
 from caloforge.sources import sample_primaries, source_from_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +128,19 @@ def test_cpp_generate_equals_python_decode(name, programs, packages, tmp_path):
     # The package run from Python is the same graph.
     sampler = AotiSampler(packages[name])
     _assert_same_showers(sampler.decode(noise.numpy(), c.numpy()), expected, 0.1)
+
+
+def test_a_small_batch_on_one_thread_gives_the_large_batchs_showers(packages):
+    model = load_model("lhcb-ecal-wgan")
+    source = source_from_yaml(model.config.training["data"]["source"])
+    conditions = sample_primaries(source, 0, 100, 3).conditions(model.config.conditions)
+    noise = np.random.default_rng(3).standard_normal((100, model.latent_dim))
+    sampler = AotiSampler(packages["lhcb-ecal-wgan"])
+    threads = torch.get_num_threads()
+    large = sampler.decode(noise, conditions)
+    small = sampler.decode(noise[:3], conditions[:3])  # below SMALL_BATCH: one thread
+    assert torch.get_num_threads() == threads
+    _assert_same_showers(small, large[:3], model.detector.threshold)
 
 
 def test_concurrent_calls_agree_with_calls_alone(programs, packages, tmp_path):

@@ -7,8 +7,8 @@ import torch
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.errors import CaloforgeError
-from caloforge.export.onnx import OPSET, OnnxSampler, export_onnx, metadata_path
 from caloforge.models import load_model
+from caloforge.runtimes.onnx import OPSET, OnnxSampler, export_onnx, metadata_path
 
 
 def test_onnx_matches_torch(tmp_path, tiny_model, lhcb_like):
@@ -95,7 +95,7 @@ def test_every_lstm_output_exports_and_matches_torch(tmp_path, family, options):
 
 def test_every_condition_has_one_unit_field_in_the_packages():
     # The C++ library reads a package's units as a comma-separated list, one per condition.
-    from caloforge.export.aoti import package_metadata
+    from caloforge.runtimes.aoti import package_metadata
 
     entries = package_metadata(load_model("atlas-like-gan"))  # eta: a condition without unit
     assert entries["caloforge.conditions"] == "energy,eta"

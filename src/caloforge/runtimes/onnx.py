@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from caloforge.errors import CaloforgeError
-from caloforge.export import Decoder, checked_path, example_inputs, metadata
 from caloforge.files import atomic_write
+from caloforge.runtimes import Decoder, checked_path, example_inputs, metadata
 
 __all__ = ["OPSET", "OnnxSampler", "export_onnx", "metadata_path"]
 

@@ -1,7 +1,10 @@
 """``bench``: how fast a model samples showers, per backend and batch size, and against Geant4.
 
 A measurement times the whole sampling of one batch: drawing the noise, the network, the inverse
-transforms. Each point is the median of ``repeats`` timed runs after one warm-up run. With
+transforms. Each point is the median over ``repeats`` samples (at least five), each sample a loop
+of as many calls as fill ``SAMPLE_SECONDS`` (as ``timeit``'s autorange), after warm-up calls: a
+batch of one takes microseconds, and a few single calls time the clock and the first call's
+thread-pool start rather than the model. With
 ``vs_geant4`` the same kind of conditions are simulated with Geant4 in the same run, one worker,
 and its time per shower is taken between the first and the last finished event, so Geant4's
 initialisation is not counted against it. Speeds are ratios measured in one run on one machine:
@@ -22,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caloforge.errors import CaloforgeError
+from caloforge.errors import CaloforgeError, argument, checked
 
 __all__ = [
     "BACKENDS",
@@ -97,16 +100,36 @@ def _conditions(model, n: int, seed: int) -> tuple[np.ndarray, Any]:
     return rng.uniform(lows, highs, size=(n, len(lows))), None
 
 
+SAMPLE_SECONDS = 0.05
+"""The least duration of one timed sample (a loop of calls)."""
+
+WARMUP_CALLS = 3
+"""Calls made before timing: thread pools start, a dynamic-shape graph meets a new batch size."""
+
+
 def _timer(run: Callable[[], object], repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    """Seconds per call of ``run``: the median over samples of a loop of calls."""
+    for _ in range(WARMUP_CALLS):
         run()
-        times.append(time.perf_counter() - start)
+    calls = 1
+    while True:  # autorange: double the loop until a sample lasts SAMPLE_SECONDS
+        start = time.perf_counter()
+        for _ in range(calls):
+            run()
+        elapsed = time.perf_counter() - start
+        if elapsed >= SAMPLE_SECONDS:
+            break
+        calls *= 2
+    times = [elapsed / calls]
+    for _ in range(max(repeats, 5) - 1):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run()
+        times.append((time.perf_counter() - start) / calls)
     return statistics.median(times)
 
 
+@checked
 def bench(
     model_name: str | Path,
     *,
@@ -119,9 +142,9 @@ def bench(
     stage: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Time a model's sampling per backend and batch size (and Geant4's, with ``vs_geant4``)."""
-    from caloforge.export.onnx import OnnxSampler, export_onnx
-    from caloforge.generate import batch_generator
+    from caloforge.generation import batch_generator
     from caloforge.models import load_model
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
 
     say = stage or (lambda _: None)
     for backend in backends:
@@ -131,7 +154,9 @@ def bench(
         raise CaloforgeError("batch sizes must be positive")
     if repeats <= 0:
         raise CaloforgeError("repeats must be positive")
-    model = load_model(model_name).eval()
+    with argument("model_name"):
+        model = load_model(model_name)
+    model.eval()
     result = BenchResult(model=str(model_name), threads=torch.get_num_threads())
     conditions, source = _conditions(model, max(batch_sizes), seed)
     generator = batch_generator(seed, 0)
@@ -148,7 +173,7 @@ def bench(
                 if backend == "onnx":
                     sampler = OnnxSampler(export_onnx(model, Path(tmp) / "model.onnx"))
                 else:
-                    from caloforge.export.aoti import AotiSampler, export_aoti
+                    from caloforge.runtimes.aoti import AotiSampler, export_aoti
 
                     sampler = AotiSampler(export_aoti(model, Path(tmp) / "model.pt2"))
 
