@@ -1,9 +1,9 @@
 #!/bin/bash
-# The ATLAS seed's models on atlas-like photons (issue 13): trains the GAN with and without its
+# The ATLAS seed's models on atlas-like photons: trains the GAN with and without its
 # energy critic and the VAE with and without IAF on all nine energies, and the GAN and the VAE
 # again on seven (8 and 65 GeV left out, `caloforge select`); generates each for the conditions
 # of the held-out set, evaluates it there per energy (`evaluate --by energy`) and prints the
-# issue's tables: response and resolution per energy, the AUCs and the worst separation power
+# tables of docs/atlas-like.md: response and resolution per energy, the AUCs and the worst separation power
 # per model, and the interpolation rows.
 #
 #   bash benchmarks/atlas_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]
@@ -92,6 +92,6 @@ for n, m in metrics.items():
     for e in (8192, 65536):
         b = rows[n][e].get("metrics", {}).get("separation_power", {})
         at.append(f"{max(b.values()):.3f} ({max(b, key=b.get)})" if b else "n/a")
-    print(f"| {n} | {m['classifier_auc_low']:.3f} | {m['classifier_auc_high']:.3f} "
+    print(f"| {n} | {m['auc_cells_network']:.3f} | {m['auc_features']:.3f} "
           f"| {sp[worst]:.3f} ({worst}) | {' / '.join(at)} |")
 PY

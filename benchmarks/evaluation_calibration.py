@@ -49,7 +49,7 @@ def main() -> None:
         cases = {"Geant4 vs Geant4 (floor)": other}
         for name in DISTORTIONS:
             try:
-                cases[name] = write_distorted(other, tmp / f"{len(cases)}.h5", name)
+                cases[name] = write_distorted(other, tmp / f"{name}.h5", name)
             except CaloforgeError as exc:  # a distortion of another geometry
                 print(f"skipped {name}: {exc}")
         for label, path in cases.items():

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The 3DGAN loss ablation (issue 15): the same short gan-3d run with and without the seed's
+# The 3DGAN loss ablation: the same short gan-3d run with and without the seed's
 # deposited-energy (L_E) and pixel-spectrum (L_B) losses, each generated for the conditions of
 # a held-out file and judged by the 3DGAN validation of `caloforge evaluate`.
 #

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The NYU models on lcd-ecal (issue 14): trains the four pretrained models on the nyu training
+# The NYU models on lcd-ecal: trains the four pretrained models on the nyu training
 # set, generates each for the conditions of the held-out set, evaluates it against that set (the
 # NYU validation and the γ/π⁰ separability are in the report) and prints one row per model and
 # particle (its AUC and separation powers from `evaluate --by particle`).
@@ -7,7 +7,7 @@
 #   bash benchmarks/nyu_models.sh TRAIN.h5 HELDOUT.h5 OUT_DIR [MODEL ...]
 #
 # MODEL: lcd-ecal-lstm, lcd-ecal-lstm-l2, lcd-ecal-wgan-mlp, lcd-ecal-lagan (default: all).
-# Steps per model as below (the CPU budget of issue 14: about 25 minutes of one core each);
+# Steps per model as below (a CPU budget of about 25 minutes of one core each);
 # THREADS (default 1) torch threads per training. An existing run in OUT_DIR is resumed, not
 # redone, so a larger step count continues it.
 set -euo pipefail
@@ -64,7 +64,7 @@ for name in sys.argv[2:]:
             f"| {r['resolution_ref']:.3f} / {r['resolution_gen']:.3f} "
             f"| {p['spread']['max_relative_difference']:.0%} "
             f"| {p['fluctuation']['max_relative_difference']:.0%} "
-            f"| {sub['classifier_auc_low']:.3f} | {worst} {sub['separation_power'][worst]:.3f} "
+            f"| {sub['auc_cells_network']:.3f} | {worst} {sub['separation_power'][worst]:.3f} "
             f"| {sep.get('auc_ref', float('nan')):.3f} / {sep.get('auc_gen', float('nan')):.3f} |"
         )
 PY

@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from caloforge.data.showerfile import ShowerBatch, ShowerWriter
 from caloforge.detectors import Detector, detector_from_yaml, load_detector
 from caloforge.evaluation.evaluate import Evaluation, evaluate, write_metrics
 from caloforge.evaluation.observables import RINGS
-from caloforge.evaluation.report import (
-    MAX_PANELS,
-    _feature_groups,
-    _image_layers,
-    _Labels,
-    _verdict_html,
-    cells_auc,
-    summary_rows,
-    write_report,
-)
+from caloforge.evaluation.report import cells_auc, summary_rows, write_report
+from caloforge.evaluation.report.features import MAX_PANELS, feature_groups
+from caloforge.evaluation.report.figures import image_layers
+from caloforge.evaluation.report.page import verdict_section
+from caloforge.evaluation.report.plotting import Labels
 
 N_EVENTS = 300
 
@@ -150,7 +148,7 @@ def test_report_shows_the_verdict_numbers(report):
     assert f"{m['n_reference']} / {m['n_generated']}" in page
     assert f"{m['threshold_mev']:.3g} MeV" in page
     for note in m["notes"]:
-        assert note.replace("'", "&#x27;") in page
+        assert escape(note) in page
     assert "classifier not run" in page
 
 
@@ -271,7 +269,7 @@ def test_the_verdict_judges_the_cells_by_the_larger_auc():
     for network, trees, larger in ((0.61, 0.72, "0.720"), (0.83, 0.72, "0.830")):
         metrics |= {"auc_cells_network": network, "auc_cells_trees": trees}
         assert cells_auc(metrics) == float(larger)
-        page = _verdict_html(metrics, _Labels("Geant4", "model"))
+        page = verdict_section(metrics, Labels("Geant4", "model")).body
         card = page[page.index("classifier AUC · cells") :]
         assert card.index(larger) < card.index("the larger of network (quick)")
     assert cells_auc({"auc_cells_network": 0.6, "auc_cells_trees": None}) == 0.6
@@ -296,7 +294,7 @@ def test_many_layers_fit_in_few_figures():
     for i in range(45):
         names += [f"{k}_{i}" for k in ("E_layer", "centre_x", "centre_y", "width_x")]
         names += [f"{k}_{i}" for k in ("width_y", "spread", "sparsity")]
-    groups = _feature_groups(names)
+    groups = feature_groups(names)
     shown = [n for group in groups for n in group.features]
     assert sorted(shown) == sorted(names)
     assert all(len(group.features) <= MAX_PANELS for group in groups)
@@ -309,8 +307,36 @@ def test_many_layers_fit_in_few_figures():
 
 def test_image_layers_span_the_shower():
     profile = np.exp(-0.5 * ((np.arange(45) - 12) / 6) ** 2)
-    chosen = _image_layers(profile)
+    chosen = image_layers(profile)
     assert len(chosen) <= 6
     assert 12 in chosen
     assert chosen == sorted(chosen) and chosen[0] < 12 < chosen[-1]
-    assert _image_layers(np.ones(4)) == [0, 1, 2, 3]
+    assert image_layers(np.ones(4)) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "caloforge.evaluation.clic_figures",
+        "caloforge.evaluation.nyu_figures",
+        "caloforge.evaluation.report.plotting",
+        "caloforge.evaluation.report",
+        "caloforge.evaluation.clic",
+        "caloforge.evaluation.nyu",
+        "caloforge.evaluation.validations",
+        "caloforge.evaluation.evaluate",
+        "caloforge.evaluation.report.figures",
+        "caloforge.evaluation.report.page",
+    ],
+)
+def test_each_module_imports_alone_and_only_write_report_loads_the_page(module):
+    # A fresh interpreter per module: an import circle fails there whichever module comes first.
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert module in loaded
+    if module != "caloforge.evaluation.report.page":
+        assert "caloforge.evaluation.report.page" not in loaded
+    if module.endswith(("_figures", ".plotting")):
+        assert "caloforge.evaluation.report.figures" not in loaded

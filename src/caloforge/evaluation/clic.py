@@ -23,22 +23,40 @@ so that the criterion reads off ``metrics.json``.
 
 Every per-event quantity is computed from showers in chunks of events
 (:func:`image_profiles`), so that 65 025-cell files never have a float64 copy of all cells.
+
+The module is a study validation (:class:`~caloforge.evaluation.validations.Validation`):
+``KEY``, ``TITLE`` and ``TEMPLATE`` name its entry in metrics.json and its section of the
+report, :func:`measure` runs :func:`validation` on two samples, and :func:`section` draws its
+figures (``clic_figures``) and fills ``templates/clic.html``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from caloforge.detectors import Detector
 from caloforge.evaluation.observables import (
+    cell_energies,
     correlation_matrix,
     max_relative_difference,
     transverse_image,
 )
+from caloforge.evaluation.report.formatting import finite, percent, sig
+
+if TYPE_CHECKING:
+    from caloforge.evaluation.evaluate import Evaluation
+    from caloforge.evaluation.report.plotting import Labels
 
 __all__ = ["CONDITIONS", "applies", "image_profiles", "shower_features", "validation"]
+__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section"]  # its Validation members
+
+KEY = "clic"
+"""Its key in metrics.json and its section's id in the report."""
+TITLE = "3DGAN validation"
+TEMPLATE = "clic.html"
 
 CONDITIONS = ("energy", "theta")
 """The conditions the 3DGAN validation bins in."""
@@ -200,3 +218,63 @@ def validation(
             "max_abs_difference": float(np.abs(diff).max()),
         },
     }
+
+
+def measure(reference, generated, detector, names, threshold, seed) -> dict[str, Any]:
+    """:func:`validation` of two :class:`~caloforge.evaluation.evaluate.Sample` (thresholded),
+    for metrics.json (:meth:`~caloforge.evaluation.validations.Validation.measure`)."""
+    energy, theta = (names.index(name) for name in CONDITIONS)
+    samples = (reference, generated)
+    return validation(
+        *(x.per_event(lambda s, e, c: image_profiles(s, detector)) for x in samples),
+        *((x.conditions[:, energy], x.conditions[:, theta]) for x in samples),
+        cell_energies(reference.showers),
+        cell_energies(generated.showers),
+        detector,
+        threshold,
+    )
+
+
+def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, Any]:
+    """The context of ``templates/clic.html``, its figures drawn into ``out_dir``
+    (:meth:`~caloforge.evaluation.validations.Validation.section`)."""
+    from caloforge.evaluation import clic_figures  # matplotlib: only when drawing
+
+    clic = evaluation.metrics[KEY]
+    rows = []
+    for name, value in (
+        ("E_tot/E_p per E_p bin (mean)", clic["response"]["max_relative_difference"]),
+        ("cell spectrum (log bins)", clic["cell_spectrum"].get("max_relative_difference")),
+        ("profiles per θ bin", clic["profiles"]["max_relative_difference"]),
+    ):
+        within = "yes" if finite(value) and value <= 0.1 else "no"
+        rows.append((name, percent(value, 1), within))
+    rows.append(
+        ("correlation matrix, max |Δρ|", sig(clic["correlation"]["max_abs_difference"]), "–")
+    )
+    figures = []
+    spectrum = clic_figures.spectrum_figure(clic, labels, out_dir / "clic_spectrum.png")
+    if spectrum:
+        figures.append(
+            {
+                "name": spectrum,
+                "alt": "cell spectrum",
+                "caption": "Single-cell spectrum, linear and log bins.",
+            }
+        )
+    figures.append(
+        {
+            "name": clic_figures.profiles_figure(clic, labels, out_dir / "clic_profiles.png"),
+            "alt": "profiles",
+            "caption": "Mean longitudinal and transverse profiles in bins of θ (the primary is "
+            "tilted in x): reference filled, generated points.",
+        }
+    )
+    figures.append(
+        {
+            "name": clic_figures.correlation_figure(clic, out_dir / "clic_correlation.png"),
+            "alt": "correlation difference",
+            "caption": "Reference minus generated correlation of the seed's shower features.",
+        }
+    )
+    return {"rows": rows, "figures": figures}

@@ -1,7 +1,9 @@
 """Figures of the 3DGAN validation (``metrics["clic"]``, :mod:`caloforge.evaluation.clic`).
 
-They draw from the metrics alone, so a report can be redrawn from metrics.json; the page that
-shows them is ``templates/clic.html``, filled by the report.
+They draw from the metrics alone, so a report can be redrawn from metrics.json, with the report's
+plotting conventions (:mod:`caloforge.evaluation.report.plotting`) and nothing of the page: the
+section that shows them is ``templates/clic.html``, filled by
+:class:`~caloforge.evaluation.clic.ClicValidation`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from caloforge.evaluation.report import _figure, _figure_legend, _Labels, _save, _steps
+from caloforge.evaluation.report.plotting import Labels, figure, figure_legend, save, steps
 
 __all__ = ["correlation_figure", "profiles_figure", "spectrum_figure"]
 
@@ -22,31 +24,31 @@ _PROFILE_AXES = (
 )
 
 
-def spectrum_figure(clic: dict[str, Any], labels: _Labels, path: Path) -> str | None:
+def spectrum_figure(clic: dict[str, Any], labels: Labels, path: Path) -> str | None:
     """The single-cell spectrum in linear and in log bins, side by side."""
     spectrum = clic["cell_spectrum"]
     if "log" not in spectrum:
         return None
-    fig = _figure(11.0, 4.0)
+    fig = figure(11.0, 4.0)
     grid = fig.add_gridspec(1, 2, wspace=0.22, left=0.07, right=0.98, top=0.86, bottom=0.14)
     for col, scale in enumerate(("linear", "log")):
         ax = fig.add_subplot(grid[0, col])
         h = spectrum[scale]
-        _steps(ax, h["edges"], h["ref"], h["gen"])
+        steps(ax, h["edges"], h["ref"], h["gen"])
         ax.set_yscale("log")
         if scale == "log":
             ax.set_xscale("log")
         ax.set_xlabel("cell energy [MeV]")
         ax.set_ylabel("fraction of non-zero cells")
         ax.set_title(f"{scale} bins", fontsize=10)
-    _figure_legend(fig, labels)
-    return _save(fig, path)
+    figure_legend(fig, labels)
+    return save(fig, path)
 
 
-def profiles_figure(clic: dict[str, Any], labels: _Labels, path: Path) -> str:
+def profiles_figure(clic: dict[str, Any], labels: Labels, path: Path) -> str:
     """Longitudinal and transverse mean profiles, one row per θ bin."""
     rows = clic["profiles"]["bins"]
-    fig = _figure(12.0, 0.6 + 2.9 * len(rows))
+    fig = figure(12.0, 0.6 + 2.9 * len(rows))
     grid = fig.add_gridspec(
         len(rows),
         3,
@@ -62,7 +64,7 @@ def profiles_figure(clic: dict[str, Any], labels: _Labels, path: Path) -> str:
         for c, (kind, xlabel, ylabel) in enumerate(_PROFILE_AXES):
             ax = fig.add_subplot(grid[r, c])
             ref = np.asarray(row[f"{kind}_ref"])
-            _steps(ax, np.arange(len(ref) + 1) - 0.5, ref, row[f"{kind}_gen"])
+            steps(ax, np.arange(len(ref) + 1) - 0.5, ref, row[f"{kind}_gen"])
             ax.set_yscale("log")
             ax.set_xlabel(xlabel)
             if c == 0:
@@ -72,8 +74,8 @@ def profiles_figure(clic: dict[str, Any], labels: _Labels, path: Path) -> str:
             ax.set_title(
                 f"θ {lo:.0f}–{hi:.0f}°, {row['n_ref']}/{row['n_gen']} events{worst}", fontsize=8.5
             )
-    _figure_legend(fig, labels)
-    return _save(fig, path)
+    figure_legend(fig, labels)
+    return save(fig, path)
 
 
 def correlation_figure(clic: dict[str, Any], path: Path) -> str:
@@ -82,7 +84,7 @@ def correlation_figure(clic: dict[str, Any], path: Path) -> str:
     names = corr["features"]
     diff = np.asarray(corr["reference"]) - np.asarray(corr["generated"])
     n = len(names)
-    fig = _figure(7.5, 6.6)
+    fig = figure(7.5, 6.6)
     ax = fig.add_axes((0.17, 0.17, 0.7, 0.78))
     limit = max(float(np.abs(diff).max()), 0.05)
     image = ax.imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
@@ -100,4 +102,4 @@ def correlation_figure(clic: dict[str, Any], path: Path) -> str:
                 color="#1d232b",
             )
     fig.colorbar(image, ax=ax, fraction=0.045, pad=0.02, label="ρ(reference) − ρ(generated)")
-    return _save(fig, path)
+    return save(fig, path)

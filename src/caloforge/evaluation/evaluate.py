@@ -7,8 +7,9 @@ and KPD, and the showers by the CaloChallenge classifier test on cells (low-leve
 features (high-level), with a second opinion on the cells from gradient-boosted trees. The
 spectrum of the cell energies is compared by separation power, on a one-layer cartesian readout
 that of the cells far from the shower's centroid too. The same comparisons of E_tot and of the
-response repeat in bins of energy, angle and particle type. Everything is seeded: the same files
-and seed give the same metrics.json.
+response repeat in bins of energy, angle and particle type. On the detectors and conditions of a
+seed study, that study's own comparison runs too (``caloforge.evaluation.validations``).
+Everything is seeded: the same files and seed give the same metrics.json.
 
 Two protocols. ``caloforge`` (the default) uses the project's estimators: separation powers on
 √N bins at the reference's quantiles with under- and overflow counted, FPD and KPD on features
@@ -32,7 +33,7 @@ import numpy as np
 from caloforge.data.showerfile import CALIBRATED, CaloforgeWarning, EnergyUnit, ShowerFile
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError, checked
-from caloforge.evaluation import clic, distances, nyu
+from caloforge.evaluation import distances
 from caloforge.evaluation.conditions import (
     MAX_ENERGY_POINTS,
     compare_conditions,
@@ -46,6 +47,7 @@ from caloforge.evaluation.observables import (
     one_layer_image,
 )
 from caloforge.evaluation.schema import SCHEMA_VERSION
+from caloforge.evaluation.validations import VALIDATIONS
 from caloforge.evaluation.yardstick import verdict
 from caloforge.files import atomic_write_text
 
@@ -93,6 +95,13 @@ class Sample:
 
     def __len__(self) -> int:
         return len(self.showers)
+
+    def per_event(
+        self, function: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        """``function(showers, energy, conditions)`` of every event, computed in chunks of
+        events (:func:`in_chunks`): what the study validations measure their samples with."""
+        return in_chunks(function, self)
 
 
 @dataclass
@@ -432,12 +441,12 @@ def compare(
     say("bins")
     per_bin = _binned(ref, gen, names)
     seed_validation = {}
-    if clic.applies(detector, names):
-        say("3DGAN validation")
-        seed_validation["clic"] = _clic_validation(ref, gen, detector, names, threshold)
-    if nyu.applies(detector, names):
-        say("NYU validation")
-        seed_validation["nyu"] = _nyu_validation(ref, gen, detector, names, threshold, seed)
+    for validation in VALIDATIONS:
+        if validation.applies(detector, names):
+            say(validation.TITLE)
+            seed_validation[validation.KEY] = validation.measure(
+                ref, gen, detector, names, threshold, seed
+            )
     metrics = {
         "schema_version": SCHEMA_VERSION,
         "n_generated": len(gen),
@@ -591,30 +600,6 @@ def _calochallenge_metrics(ref, gen, detector, threshold, seed, say) -> _Protoco
             "low": tuple(low_level_inputs(s.showers, s.energy) for s in (ref, gen)),
             "high": tuple(matrices),
         },
-    )
-
-
-def _clic_validation(ref, gen, detector, names, threshold) -> dict[str, Any]:
-    energy, theta = (names.index(name) for name in clic.CONDITIONS)
-    return clic.validation(
-        *(in_chunks(lambda s, e, c: clic.image_profiles(s, detector), x) for x in (ref, gen)),
-        *((x.conditions[:, energy], x.conditions[:, theta]) for x in (ref, gen)),
-        cell_energies(ref.showers),
-        cell_energies(gen.showers),
-        detector,
-        threshold,
-    )
-
-
-def _nyu_validation(ref, gen, detector, names, threshold, seed) -> dict[str, Any]:
-    particle = names.index("particle")
-    return nyu.validation(
-        *(in_chunks(lambda s, e, c: nyu.slice_observables(s, detector), x) for x in (ref, gen)),
-        *((x.conditions[:, particle], x.energy) for x in (ref, gen)),
-        ref.showers,
-        gen.showers,
-        threshold,
-        seed,
     )
 
 

@@ -22,12 +22,18 @@ from π⁰, on log E_in, the slices' energy fractions, their spreads and the lon
 of the first third's transverse energy ellipse, gives Geant4's AUC on the other half, per
 energy bin; the same classifier scored on the generated showers, labelled by the particle they
 were generated as, gives the model's. A faithful model keeps Geant4's separability.
+
+The module is a study validation (:class:`~caloforge.evaluation.validations.Validation`):
+``KEY``, ``TITLE`` and ``TEMPLATE`` name its entry in metrics.json and its section of the
+report, :func:`measure` runs :func:`validation` on two samples, and :func:`section` draws its
+figures (``nyu_figures``) and fills ``templates/nyu.html``.
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -39,8 +45,19 @@ from caloforge.evaluation.observables import (
     max_relative_difference,
     transverse_image,
 )
+from caloforge.evaluation.report.formatting import percent, sig
+
+if TYPE_CHECKING:
+    from caloforge.evaluation.evaluate import Evaluation
+    from caloforge.evaluation.report.plotting import Labels
 
 __all__ = ["CONDITIONS", "applies", "separability", "slice_observables", "validation"]
+__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section"]  # its Validation members
+
+KEY = "nyu"
+"""Its key in metrics.json and its section's id in the report."""
+TITLE = "NYU validation"
+TEMPLATE = "nyu.html"
 
 CONDITIONS = ("particle", "energy")
 PARTICLES = {22: "γ", 111: "π⁰"}
@@ -50,6 +67,7 @@ SCATTER_POINTS = 1000
 ENERGY_BINS = 4
 MIN_PER_CLASS = 20
 """Fewest showers of each particle in a half for the separability classifier."""
+_SLICE_KEYS = ("profile", "spread", "fluctuation")
 
 
 def applies(detector: Detector, names: tuple[str, ...]) -> bool:
@@ -261,3 +279,76 @@ def validation(
             seed,
         )
     return out
+
+
+def measure(reference, generated, detector, names, threshold, seed) -> dict[str, Any]:
+    """:func:`validation` of two :class:`~caloforge.evaluation.evaluate.Sample` (thresholded),
+    for metrics.json (:meth:`~caloforge.evaluation.validations.Validation.measure`)."""
+    particle = names.index("particle")
+    samples = (reference, generated)
+    return validation(
+        *(x.per_event(lambda s, e, c: slice_observables(s, detector)) for x in samples),
+        *((x.conditions[:, particle], x.energy) for x in samples),
+        reference.showers,
+        generated.showers,
+        threshold,
+        seed,
+    )
+
+
+def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, Any]:
+    """The context of ``templates/nyu.html``, its figures drawn into ``out_dir``
+    (:meth:`~caloforge.evaluation.validations.Validation.section`)."""
+    from caloforge.evaluation import nyu_figures  # matplotlib: only when drawing
+
+    nyu = evaluation.metrics[KEY]
+    rows, figures = [], []
+    for code, p in nyu["particles"].items():
+        r = p["response"]
+        rows.append(
+            (
+                p["name"],
+                f"{p['n_ref']} / {p['n_gen']}",
+                f"{sig(r['mean_ref'])} / {sig(r['mean_gen'])}",
+                f"{sig(r['resolution_ref'])} / {sig(r['resolution_gen'])}",
+                *(percent(p[k]["max_relative_difference"]) for k in _SLICE_KEYS),
+                percent(p["pixels"].get("max_relative_difference")),
+            )
+        )
+        figures.append(
+            {
+                "name": nyu_figures.particle_figure(p, labels, out_dir / f"nyu_{code}.png"),
+                "alt": f"NYU validation, {p['name']}",
+                "caption": f"{p['name']}: mean energy, spread and fluctuation per slice; pixel "
+                "intensities; E_out/E_in; E_out against E_in (reference filled, generated "
+                "points).",
+            }
+        )
+    codes = [int(code) for code in nyu["particles"]]
+    figures.append(
+        {
+            "name": nyu_figures.unrolled_figure(
+                evaluation, codes, labels, out_dir / "nyu_unrolled.png"
+            ),
+            "alt": "unrolled showers",
+            "caption": "Showers unrolled as in the seed: each slice's 20 × 20 centre read "
+            "along a spiral from the centre out (400 positions, left to right) against the "
+            "slice (top to bottom); the mean over events and one event of each sample.",
+        }
+    )
+    separability = None
+    if "bins" in nyu.get("separability", {}):
+        sep = nyu["separability"]
+        table = []
+        for row in [sep["overall"], *sep["bins"]]:
+            lo, hi = (e / 1e3 for e in row["energy_mev"])
+            table.append(
+                (
+                    "all" if row is sep["overall"] else f"{lo:.0f}–{hi:.0f}",
+                    f"{row['n_ref']} / {row['n_gen']}",
+                    sig(row["auc_ref"]),
+                    sig(row["auc_gen"]),
+                )
+            )
+        separability = {"rows": table, "n_train": sep["n_train"]}
+    return {"rows": rows, "figures": figures, "separability": separability}

@@ -1,7 +1,9 @@
 """Figures of the NYU validation (``metrics["nyu"]``, :mod:`caloforge.evaluation.nyu`).
 
 The per-particle panels draw from the metrics alone; the unrolled showers (the seed's flattened
-view) from the samples. The page that shows them is ``templates/nyu.html``, filled by the report.
+view) from the samples. They draw with the report's plotting conventions
+(:mod:`caloforge.evaluation.report.plotting`) and know nothing of the page: the section that
+shows them is ``templates/nyu.html``, filled by :class:`~caloforge.evaluation.nyu.NyuValidation`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from matplotlib.colors import LogNorm
 
 from caloforge.data.transforms import SpiralUnroll
 from caloforge.evaluation.observables import transverse_image
-from caloforge.evaluation.report import (
+from caloforge.evaluation.report.plotting import (
     GENERATED_COLOUR,
     REFERENCE_COLOUR,
-    _figure,
-    _figure_legend,
-    _Labels,
-    _save,
-    _steps,
+    Labels,
+    figure,
+    figure_legend,
+    save,
+    steps,
 )
 
 __all__ = ["particle_figure", "unrolled_figure"]
@@ -35,14 +37,14 @@ UNROLL_CROP = 20
 """The seed's 20 × 20 crop, unrolled to 400 × 25."""
 
 
-def particle_figure(particle: dict[str, Any], labels: _Labels, path: Path) -> str:
+def particle_figure(particle: dict[str, Any], labels: Labels, path: Path) -> str:
     """Per-slice profiles, pixel histogram, E_out/E_in and E_out against E_in of one particle."""
-    fig = _figure(12.0, 7.2)
+    fig = figure(12.0, 7.2)
     grid = fig.add_gridspec(2, 3, wspace=0.28, hspace=0.42, left=0.07, right=0.98, top=0.9)
     for c, (key, ylabel, log) in enumerate(_SLICE_PANELS):
         ax = fig.add_subplot(grid[0, c])
         ref = np.asarray(particle[key]["ref"], dtype=float)
-        _steps(ax, np.arange(len(ref) + 1) - 0.5, ref, particle[key]["gen"])
+        steps(ax, np.arange(len(ref) + 1) - 0.5, ref, particle[key]["gen"])
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("slice (layer)")
@@ -52,14 +54,14 @@ def particle_figure(particle: dict[str, Any], labels: _Labels, path: Path) -> st
     pixels = particle["pixels"]
     ax = fig.add_subplot(grid[1, 0])
     if "edges" in pixels:
-        _steps(ax, pixels["edges"], pixels["ref"], pixels["gen"])
+        steps(ax, pixels["edges"], pixels["ref"], pixels["gen"])
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set_xlabel("pixel energy [MeV]")
     ax.set_ylabel("fraction of non-zero pixels")
     response = particle["response"]
     ax = fig.add_subplot(grid[1, 1])
-    _steps(ax, response["edges"], response["hist_ref"], response["hist_gen"])
+    steps(ax, response["edges"], response["hist_ref"], response["hist_gen"])
     ax.set_xlabel("E_out / E_in")
     ax.set_ylabel("fraction of showers")
     ax.set_title(
@@ -71,11 +73,11 @@ def particle_figure(particle: dict[str, Any], labels: _Labels, path: Path) -> st
         ax.plot(e_in / 1e3, e_out / 1e3, ".", color=colour, markersize=1.5, alpha=0.5)
     ax.set_xlabel("E_in [GeV]")
     ax.set_ylabel("E_out [GeV]")
-    _figure_legend(fig, labels)
-    return _save(fig, path)
+    figure_legend(fig, labels)
+    return save(fig, path)
 
 
-def unrolled_figure(evaluation, particle_codes: list[int], labels: _Labels, path: Path) -> str:
+def unrolled_figure(evaluation, particle_codes: list[int], labels: Labels, path: Path) -> str:
     """The seed's flattened view: each slice's 20 × 20 crop unrolled along the spiral, 400 × 25
     (the core on the left), the mean over events and one event, reference against generated,
     per particle. The single events have the same particle and the nearest energy."""
@@ -106,7 +108,7 @@ def unrolled_figure(evaluation, particle_codes: list[int], labels: _Labels, path
                 unroll.forward(gen.showers[[g]])[0],
             ),
         ]
-    fig = _figure(12.0, 0.5 + 1.3 * len(panels))
+    fig = figure(12.0, 0.5 + 1.3 * len(panels))
     positive = np.concatenate([p[p > 0] for _, p in panels] or [np.ones(1)])
     norm = LogNorm(vmin=max(float(np.quantile(positive, 0.01)), 1e-6), vmax=float(positive.max()))
     grid = fig.add_gridspec(len(panels), 1, hspace=0.6, left=0.05, right=0.92, top=0.97)
@@ -119,4 +121,4 @@ def unrolled_figure(evaluation, particle_codes: list[int], labels: _Labels, path
         ax.tick_params(labelsize=7)
     ax.set_xlabel("spiral position (centre first)")
     fig.colorbar(mappable, ax=fig.axes, fraction=0.02, pad=0.01, label="energy [MeV]")
-    return _save(fig, path)
+    return save(fig, path)

@@ -34,9 +34,9 @@ import torch
 from caloforge.data.showerfile import check_energies
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
+from caloforge.models.base import derived_conditions
 from caloforge.models.common import seeded_generator
 from caloforge.sources import CONDITIONS, PARTICLES, Primaries
-from caloforge.sources.sampler import condition_values
 
 __all__ = [
     "FACE_TOLERANCE_MM",
@@ -176,7 +176,8 @@ class FastShowers:
         self.decode = decoder(self.model, spec.backend, threads=1)
         config = self.model.config
         self.names = config.conditions
-        self.ranges = [(n, *config.condition_range[n]) for n in self.names]
+        self.low = np.array([config.condition_range[n][0] for n in self.names])
+        self.high = np.array([config.condition_range[n][1] for n in self.names])
         self.derived = dict(config.derived_range)
         self.pdg = {PARTICLES[p].pdg for p in spec.particles}
         self.start(0)
@@ -195,7 +196,7 @@ class FastShowers:
         one = Primaries(
             np.array([pdg]), np.array([energy]), np.array([position]), np.array([direction])
         )
-        row = np.array([condition_values(one, n)[0] for n in self.names])
+        row = one.conditions(self.names)[0]
         reason = self._outside(row, energy)
         if reason is not None:
             self.outside[reason][event] += 1
@@ -206,11 +207,9 @@ class FastShowers:
         return True
 
     def _outside(self, row: np.ndarray, energy: float) -> str | None:
-        for value, (name, low, high) in zip(row, self.ranges):
-            if not low <= value <= high:
-                return name
-        from caloforge.models.base import derived_conditions
-
+        outside = ~((self.low <= row) & (row <= self.high))
+        if outside.any():
+            return self.names[int(outside.argmax())]
         for name, values in derived_conditions(self.names, row[None], np.array([energy])).items():
             low, high = self.derived.get(name, (-np.inf, np.inf))
             if not low <= values[0] <= high:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,6 +31,10 @@ __all__ = ["BLOCK", "Primaries", "condition_values", "sample_primaries"]
 
 BLOCK = 4096
 
+_CODES = np.array(sorted(p.pdg for p in PARTICLES.values()))
+_MASSES = np.array([{p.pdg: p.mass for p in PARTICLES.values()}[c] for c in _CODES])
+"""PDG codes in order and their masses (MeV), for a look-up by ``searchsorted``."""
+
 
 @dataclass(frozen=True)
 class Primaries:
@@ -48,11 +53,13 @@ class Primaries:
             self.pdg[index], self.energy[index], self.position[index], self.direction[index]
         )
 
-    @property
+    @cached_property
     def momentum(self) -> np.ndarray:
         """(N, 3) momentum in MeV."""
-        masses = {p.pdg: p.mass for p in PARTICLES.values()}
-        mass = np.vectorize(masses.__getitem__, otypes=[float])(self.pdg)
+        index = np.searchsorted(_CODES, self.pdg).clip(max=len(_CODES) - 1)
+        if not np.array_equal(_CODES[index], self.pdg):
+            raise KeyError(f"unknown PDG codes {sorted(set(self.pdg) - set(_CODES))}")
+        mass = _MASSES[index]
         p = np.sqrt(self.energy**2 + 2 * self.energy * mass)
         return self.direction * p[:, None]
 
