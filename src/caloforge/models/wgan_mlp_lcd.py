@@ -65,4 +65,11 @@ class _Critic(nn.Module):
         )
 
     def forward(self, images: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        return self.dense(torch.cat([self.conv(images).flatten(1), conditions], dim=1))
+        # The first dense layer on [features, conditions] without joining them: a joined copy of
+        # the 32 x 400 x 25 features per shower took a tenth of a training step.
+        features = self.conv(images).flatten(1)
+        first = self.dense[0]
+        n = features.shape[1]
+        hidden = nn.functional.linear(features, first.weight[:, :n], first.bias)
+        hidden = hidden + nn.functional.linear(conditions, first.weight[:, n:])
+        return self.dense[1:](hidden)
