@@ -17,11 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from caloforge.errors import CaloforgeError
 
-__all__ = ["SCHEMA_VERSION", "Metrics", "migrate", "read_metrics"]
+__all__ = ["SCHEMA_VERSION", "Metrics", "finite", "migrate", "read_metrics"]
 
 SCHEMA_VERSION = 2
 
@@ -63,17 +64,17 @@ class Metrics(BaseModel):
     def auc_cells(self) -> float | None:
         """The cells AUC fidelity is judged by: the larger of the network's and the trees', each
         a lower bound on how well the cells tell the samples apart."""
-        finite = [v for v in (self.auc_cells_network, self.auc_cells_trees) if _finite(v)]
-        return max(finite) if finite else None
+        values = [v for v in (self.auc_cells_network, self.auc_cells_trees) if finite(v)]
+        return max(values) if values else None
 
     @property
     def largest_separation_power(self) -> tuple[str, float] | None:
         """The observable the samples differ most in, and its separation power."""
-        finite = {k: v for k, v in self.separation_power.items() if _finite(v)}
-        if not finite:
+        powers = {k: v for k, v in self.separation_power.items() if finite(v)}
+        if not powers:
             return None
-        name = min(finite, key=lambda k: (-finite[k], k))  # ties in name order
-        return name, finite[name]
+        name = min(powers, key=lambda k: (-powers[k], k))  # ties in name order
+        return name, powers[name]
 
 
 def migrate(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -120,5 +121,6 @@ def read_metrics(path: str | Path) -> Metrics:
     return Metrics.model_validate(migrate(data))
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+def finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (None, NaN and strings are not)."""
+    return isinstance(value, int | float | np.number) and math.isfinite(float(value))

@@ -23,14 +23,13 @@ the estimators.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caloforge.evaluation.schema import Metrics, migrate
+from caloforge.evaluation.schema import Metrics, finite, migrate
 
 __all__ = [
     "HEADLINE",
@@ -102,7 +101,7 @@ def headline(metrics: dict[str, Any]) -> dict[str, float]:
         "fpd_x1e3": m.fpd_x1e3,
         "largest_separation_power": None if worst is None else worst[1],
     }
-    return {k: float(v) for k, v in values.items() if _finite(v)}
+    return {k: float(v) for k, v in values.items() if finite(v)}
 
 
 def read(metrics: dict[str, Any], yardstick: Yardstick) -> list[Reading]:
@@ -184,7 +183,3 @@ def _number(key: str, value: float) -> str:
     if key == "fpd_x1e3":
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     return f"{value:.3f}"
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -6,14 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
+from caloforge.evaluation.schema import finite
 
 __all__ = ["finite", "fixed", "percent", "sig", "with_error", "worst_features"]
-
-
-def finite(value: Any) -> bool:
-    """Whether ``value`` is a finite number (None, NaN and strings are not)."""
-    return isinstance(value, int | float | np.number) and math.isfinite(float(value))
 
 
 def sig(value: Any, digits: int = 3) -> str:
