@@ -38,7 +38,7 @@ from caloforge.detectors import load_detector
 from caloforge.evaluation.evaluate import evaluate, write_metrics
 from caloforge.evaluation.report import write_report
 from caloforge.geant4.fast import fast_spec
-from caloforge.geant4.run import simulate
+from caloforge.geant4.run import default_chunk, simulate
 from caloforge.generation import decoder
 from caloforge.models import load_model
 from caloforge.sources import load_source
@@ -128,7 +128,7 @@ def main() -> None:
     source = load_source(args.source)
     run = {"detector": detector, "source": source, "seed": args.seed}
     spec = fast_spec(args.model, detector)
-    chunk = int(np.clip(args.n // 8, 1, 50))  # simulate's chunk for one worker
+    chunk = default_chunk(args.n, 1, fast=True)  # simulate's chunk for one worker
 
     rows: dict[str, dict] = {}
     if args.reference:

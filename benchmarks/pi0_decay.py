@@ -60,7 +60,7 @@ def main() -> None:
         flight_mm=source.flight,
     )
     primaries = sample_primaries(source, 0, args.n, args.seed)
-    app.run(primaries, [event_seeds(args.seed, i) for i in range(args.n)])
+    app.run(primaries, event_seeds(args.seed, 0, args.n))
 
     kinds = Counter(tuple(sorted(hit[0] for hit in arrivals[k])) for k in range(args.n))
     total = primaries.energy + PI0_MASS  # the gun's energy is kinetic

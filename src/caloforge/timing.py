@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,9 +107,16 @@ WARMUP_CALLS = 3
 """Calls made before timing: thread pools start, a dynamic-shape graph meets a new batch size."""
 
 
+LONG_CALL_SECONDS = 1.0
+"""A call this long is warmed up once and timed ``repeats`` times (not at least five)."""
+
+
 def _timer(run: Callable[[], object], repeats: int) -> float:
     """Seconds per call of ``run``: the median over samples of a loop of calls."""
-    for _ in range(WARMUP_CALLS):
+    start = time.perf_counter()
+    run()
+    long_call = time.perf_counter() - start >= LONG_CALL_SECONDS
+    for _ in range(0 if long_call else WARMUP_CALLS - 1):
         run()
     calls = 1
     while True:  # autorange: double the loop until a sample lasts SAMPLE_SECONDS
@@ -121,7 +128,7 @@ def _timer(run: Callable[[], object], repeats: int) -> float:
             break
         calls *= 2
     times = [elapsed / calls]
-    for _ in range(max(repeats, 5) - 1):
+    for _ in range((repeats if long_call else max(repeats, 5)) - 1):
         start = time.perf_counter()
         for _ in range(calls):
             run()
@@ -140,8 +147,14 @@ def bench(
     geant4_events: int = 20,
     seed: int = 0,
     stage: Callable[[str], None] | None = None,
+    exported: Mapping[str, Path] | None = None,
 ) -> BenchResult:
-    """Time a model's sampling per backend and batch size (and Geant4's, with ``vs_geant4``)."""
+    """Time a model's sampling per backend and batch size (and Geant4's, with ``vs_geant4``).
+
+    Every backend runs on torch's thread count (``torch.set_num_threads``). ``exported`` gives
+    files already exported for a backend ({"onnx": path, "aoti": path}), to time those rather than
+    export the model again.
+    """
     from caloforge.generation import batch_generator
     from caloforge.models import load_model
     from caloforge.runtimes.onnx import OnnxSampler, export_onnx
@@ -170,12 +183,14 @@ def bench(
                 decoders[backend] = compiled
         else:
             with tempfile.TemporaryDirectory() as tmp:
+                path = (exported or {}).get(backend)
                 if backend == "onnx":
-                    sampler = OnnxSampler(export_onnx(model, Path(tmp) / "model.onnx"))
+                    path = path or export_onnx(model, Path(tmp) / "model.onnx")
+                    sampler = OnnxSampler(path, threads=result.threads)
                 else:
                     from caloforge.runtimes.aoti import AotiSampler, export_aoti
 
-                    sampler = AotiSampler(export_aoti(model, Path(tmp) / "model.pt2"))
+                    sampler = AotiSampler(path or export_aoti(model, Path(tmp) / "model.pt2"))
 
             def exported_decode(noise, cond, sampler=sampler):
                 return sampler.decode(noise.numpy(), cond.numpy())

@@ -12,9 +12,10 @@ import torch
 from caloforge.data.showerfile import ShowerFile
 from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
-from caloforge.geant4.fast import FAST_EXTRAS, _event_generator, fast_spec
+from caloforge.geant4.fast import FAST_EXTRAS, NOISE_STREAM, fast_spec
 from caloforge.geant4.run import merge, simulate
 from caloforge.models import load_model, resolve_model
+from caloforge.models.common import seeded_generator
 from caloforge.sources import load_source, sample_primaries
 
 MODEL = "lhcb-ecal-fm-student"
@@ -44,7 +45,7 @@ def test_primary_reaching_the_face_is_the_model_shower_of_its_event(bare):
     primaries = sample_primaries(LHCB, 0, 4, 3)
     conditions = torch.as_tensor(primaries.conditions(model.config.conditions), dtype=torch.float32)
     for i in range(4):
-        noise = model.noise(1, _event_generator(3, i))
+        noise = model.noise(1, seeded_generator(3, NOISE_STREAM, i))
         with torch.inference_mode():
             expected = model.decode(noise, conditions[i : i + 1]).numpy()[0]
         np.testing.assert_allclose(data.showers[i], expected, rtol=1e-4, atol=1e-3)

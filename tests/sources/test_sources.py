@@ -3,9 +3,11 @@ import pytest
 
 from caloforge.errors import CaloforgeError
 from caloforge.sources import (
+    CONDITIONS,
     builtin_sources,
     load_source,
     parse_energy,
+    particle_conditions,
     sample_primaries,
     source_from_yaml,
     with_energy,
@@ -26,6 +28,20 @@ def test_conditions_have_the_declared_columns(name):
     assert np.all(np.abs(np.linalg.norm(p.direction, axis=1) - 1) < 1e-12)
     lo, hi = src.energy_range
     assert p.energy.min() >= lo and p.energy.max() <= hi
+
+
+@pytest.mark.parametrize("name", builtin_sources())
+def test_one_particle_conditions_equal_the_arrays(name):
+    """The hybrid's per-particle path gives every condition exactly as the array path does."""
+    primaries = sample_primaries(load_source(name), 0, 100, seed=3)
+    names = tuple(CONDITIONS)
+    one = [
+        particle_conditions(names, int(p), float(e), x.tolist(), d.tolist())
+        for p, e, x, d in zip(
+            primaries.pdg, primaries.energy, primaries.position, primaries.direction
+        )
+    ]
+    np.testing.assert_array_equal(np.array(one), primaries.conditions(names))
 
 
 def test_lhcb_spectrum_and_angles():

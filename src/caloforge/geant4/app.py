@@ -71,11 +71,12 @@ class Geant4App:
     def run(
         self,
         primaries: Primaries,
-        seeds: Sequence[Sequence[int]],
+        seeds: Sequence[int],
         first_event: int = 0,
         seed: int = 0,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Simulate one event per primary, reseeding Geant4 with ``seeds[k]`` before event k.
+        """Simulate one event per primary, reseeding Geant4 with ``seeds[k]`` before event k
+        (``caloforge.geant4.run.event_seeds``).
 
         Returns showers (n, n_cells) float32 MeV and the per-event extras: active and passive
         energy, and in a hybrid run the fast extras (``caloforge.geant4.fast``), whose model
@@ -99,11 +100,18 @@ class Geant4App:
         row = self.showers[k]
         visible = 0.0
         for collection, offset in zip(self.layer_ids, self.scoring.cell_index_offsets):
-            for index, edep in hce.GetHC(collection):
-                row[offset + index] += edep
-                visible += edep
-        self.active[k] = visible + sum(e for _, e in hce.GetHC(self.unread_id))
-        self.passive[k] = sum(e for _, e in hce.GetHC(self.passive_id))
+            hits = hce.GetHC(collection)
+            if hits.entries():  # none in an event the model took whole
+                for index, edep in hits:
+                    row[offset + index] += edep
+                    visible += edep
+        self.active[k] = visible + _total(hce.GetHC(self.unread_id))
+        self.passive[k] = _total(hce.GetHC(self.passive_id))
+
+
+def _total(hits) -> float:
+    """The energy in a hit map (MeV)."""
+    return sum(edep for _, edep in hits) if hits.entries() else 0.0
 
 
 def _make_gun_action(g4, offset_mm: float):
@@ -114,26 +122,43 @@ def _make_gun_action(g4, offset_mm: float):
         def __init__(self):
             super().__init__()
             self.gun = g4.G4ParticleGun(1)
-            self.primaries: Primaries | None = None
-            self.seeds: Sequence[Sequence[int]] = ()
-            self.offset_mm = offset_mm
             self.event = 0
+            self.definitions: dict[int, object] = {}
+            self.load(Primaries(*(np.zeros((0, *shape)) for shape in ((), (), (3,), (3,)))), ())
 
-        def load(self, primaries: Primaries, seeds: Sequence[Sequence[int]]) -> None:
-            self.primaries, self.seeds = primaries, seeds
+        def load(self, primaries: Primaries, seeds: Sequence[int]) -> None:
+            """Everything an event's GeneratePrimaries sets, as Python numbers and Geant4
+            objects made once per chunk: Geant4 calls it once per event, from C++."""
+            for code in set(primaries.pdg.tolist()) - set(self.definitions):
+                self.definitions[code] = table.FindParticle(int(code))
+            d = primaries.direction
+            start = (primaries.position - d * (offset_mm / d[:, 2:3])) * g4.mm
+            self.shots = [
+                (
+                    event_seed,
+                    self.definitions[code],
+                    energy * g4.MeV,
+                    g4.G4ThreeVector(*position),
+                    g4.G4ThreeVector(*direction),
+                )
+                for event_seed, code, energy, position, direction in zip(
+                    seeds,
+                    primaries.pdg.tolist(),
+                    primaries.energy.tolist(),
+                    start.tolist(),
+                    d.tolist(),
+                )
+            ]
 
         def GeneratePrimaries(self, event):
             k = self.event = event.GetEventID()
-            # Reseeding here, the first thing an event does, makes it a function of its seeds.
-            # geant4-pybind's setTheSeeds reads a zero-terminated list, as CLHEP's C array.
-            g4.HepRandom.setTheSeeds([*self.seeds[k], 0])
-            p = self.primaries
-            direction = p.direction[k]
-            start = p.position[k] - direction * (self.offset_mm / direction[2])
-            self.gun.SetParticleDefinition(table.FindParticle(int(p.pdg[k])))
-            self.gun.SetParticleEnergy(float(p.energy[k]) * g4.MeV)
-            self.gun.SetParticlePosition(g4.G4ThreeVector(*(start * g4.mm)))
-            self.gun.SetParticleMomentumDirection(g4.G4ThreeVector(*direction))
+            seed, definition, energy, position, direction = self.shots[k]
+            # Reseeding here, the first thing an event does, makes it a function of its seed.
+            g4.HepRandom.setTheSeed(seed)
+            self.gun.SetParticleDefinition(definition)
+            self.gun.SetParticleEnergy(energy)
+            self.gun.SetParticlePosition(position)
+            self.gun.SetParticleMomentumDirection(direction)
             self.gun.GeneratePrimaryVertex(event)
 
     return Gun()

@@ -1,14 +1,16 @@
 """Trained models inside a Geant4 run: the fast part of ``simulate --fast MODEL``.
 
 Geant4 tracks the primary and everything upstream of the calorimeter as usual. When an e± or γ
-above a threshold crosses the front face (z = 0, from z < 0), a user stepping action offers it to
-the model: if the particle's conditions (energy, momentum, entry point, ...) lie inside the
-model's training ranges, its track is killed and its entry recorded; otherwise it stays in
+above a threshold crosses the front face (z = 0, from z < 0), a trigger offers it to the model:
+if the particle's conditions (energy, momentum, entry point, ...) lie inside the model's training
+ranges, its track is killed and its entry recorded; otherwise it stays in
 Geant4 (a fallback, counted with its reason). After the chunk of events, the model makes one
 shower per recorded entry, in one batch, and adds it to its event's cells. This is what Par04's
 ``G4VFastSimulationModel`` does, built from what geant4-pybind 0.1.3 exposes: it has no
-fast-simulation classes, so the trigger is a Python stepping action, which Geant4 calls on every
-step of every particle (its cost is measured by ``benchmarks/hybrid.py``).
+fast-simulation classes, so the trigger is a Python sensitive detector on the world and the
+upstream material, which Geant4 calls on every step in front of the face and never inside the
+calorimeter (``benchmarks/hybrid_profile.py`` shows where an event's time goes). The range check
+runs on one particle's Python numbers (``particle_conditions``), a few microseconds.
 
 Reproducibility: the noise of the showers of event i comes from a generator seeded by
 (run seed, i), drawn in the order the particles crossed the face, so a hybrid run, like a full
@@ -35,13 +37,14 @@ from caloforge.data.showerfile import check_energies
 from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import derived_conditions
-from caloforge.models.common import seeded_generator
-from caloforge.sources import CONDITIONS, PARTICLES, Primaries
+from caloforge.models.common import seeded_generators
+from caloforge.sources import CONDITIONS, PARTICLES, particle_conditions
 
 __all__ = [
     "FACE_TOLERANCE_MM",
     "FAST_EXTRAS",
     "FAST_PARTICLES",
+    "NOISE_STREAM",
     "FastShowers",
     "FastSpec",
     "fast_extras",
@@ -58,6 +61,9 @@ condition (or derived quantity) NAME that was outside. Per event, so that shards
 and merges count each particle once; the file attribute ``fast_fallbacks`` holds the totals."""
 
 BACKENDS = ("onnx", "torch")
+NOISE_STREAM = 0xFA57
+"""The model noise of event i of a run with seed s comes from ``seeded_generator(s,
+NOISE_STREAM, i)``, drawn for its showers in the order the particles crossed the face."""
 FACE_TOLERANCE_MM = 1e-6
 """How far from z = 0 a boundary step may end and still be on the face (rounding of the
 navigator's intersection; Geant4's own surface tolerance is 1e-9 mm)."""
@@ -176,15 +182,14 @@ class FastShowers:
         self.decode = decoder(self.model, spec.backend, threads=1)
         config = self.model.config
         self.names = config.conditions
-        self.low = np.array([config.condition_range[n][0] for n in self.names])
-        self.high = np.array([config.condition_range[n][1] for n in self.names])
+        self.ranges = [tuple(config.condition_range[n]) for n in self.names]
         self.derived = dict(config.derived_range)
         self.pdg = {PARTICLES[p].pdg for p in spec.particles}
         self.start(0)
 
     def start(self, n_events: int) -> None:
         """Before a chunk of ``n_events`` events."""
-        self.entries: list[tuple[int, np.ndarray, float]] = []  # (event, conditions, energy)
+        self.entries: list[tuple[int, list[float], float]] = []  # (event, conditions, energy)
         self.fast_showers = np.zeros(n_events)
         self.fast_energy = np.zeros(n_events)
         self.outside = {r: np.zeros(n_events) for r in self.spec.reasons}
@@ -193,10 +198,7 @@ class FastShowers:
         """Whether the model takes this particle crossing the face (then its track is killed)."""
         if pdg not in self.pdg or energy < self.spec.threshold:
             return False
-        one = Primaries(
-            np.array([pdg]), np.array([energy]), np.array([position]), np.array([direction])
-        )
-        row = one.conditions(self.names)[0]
+        row = particle_conditions(self.names, pdg, energy, position, direction)
         reason = self._outside(row, energy)
         if reason is not None:
             self.outside[reason][event] += 1
@@ -206,13 +208,13 @@ class FastShowers:
         self.fast_energy[event] += energy
         return True
 
-    def _outside(self, row: np.ndarray, energy: float) -> str | None:
-        outside = ~((self.low <= row) & (row <= self.high))
-        if outside.any():
-            return self.names[int(outside.argmax())]
-        for name, values in derived_conditions(self.names, row[None], np.array([energy])).items():
+    def _outside(self, row: list[float], energy: float) -> str | None:
+        for name, value, (low, high) in zip(self.names, row, self.ranges):
+            if not low <= value <= high:
+                return name
+        for name, value in derived_conditions(self.names, np.array(row), energy).items():
             low, high = self.derived.get(name, (-np.inf, np.inf))
-            if not low <= values[0] <= high:
+            if not low <= value <= high:
                 return name
         return None
 
@@ -220,29 +222,28 @@ class FastShowers:
         """Add the recorded entries' showers to their events' rows; returns the fast extras."""
         if self.entries:
             events = np.array([e for e, _, _ in self.entries])
-            conditions = np.stack([c for _, c, _ in self.entries]).astype(np.float32)
-            noise = np.concatenate(
+            conditions = np.array([c for _, c, _ in self.entries], np.float32)
+            taken, counts = np.unique(events, return_counts=True)
+            keys = np.stack(np.broadcast_arrays(seed, NOISE_STREAM, first_event + taken), axis=1)
+            noise = torch.cat(
                 [
-                    self.model.noise(
-                        int(count), _event_generator(seed, first_event + event)
-                    ).numpy()
-                    for event, count in zip(*np.unique(events, return_counts=True))
+                    self.model.noise(int(count), generator)
+                    for generator, count in zip(seeded_generators(keys), counts)
                 ]
-            )
+            ).numpy()
             order = np.argsort(events, kind="stable")  # noise is drawn event by event
             made = np.empty((len(events), showers.shape[1]), np.float32)
             made[order] = check_energies(
                 self.decode(noise, conditions[order]),
                 f"model {self.spec.producer.get('name', self.spec.model)}",
             )
-            np.add.at(showers, events, made)
+            if len(taken) == len(events):
+                showers[events] += made  # one shower per event, the usual case
+            else:
+                np.add.at(showers, events, made)
         return {
             "fast_showers": self.fast_showers,
             "fast_energy": self.fast_energy,
             "full_showers": sum(self.outside.values(), np.zeros(len(self.fast_showers))),
             **{f"full_outside_{r}": counts for r, counts in self.outside.items()},
         }
-
-
-def _event_generator(seed: int, event: int) -> torch.Generator:
-    return seeded_generator(seed, 0xFA57, event)

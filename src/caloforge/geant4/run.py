@@ -2,8 +2,13 @@
 
 Event i of a run with seed s depends only on (s, i): its primary comes from
 ``sample_primaries(source, i, i + 1, s)`` and Geant4's engine is reseeded from (s, i) before the
-event starts. A run therefore gives the same showers whatever the number of workers, the chunking,
-an interruption and ``--resume``, or a split into shards that ``merge`` joins again.
+event starts. A run therefore gives the same showers whatever the number of workers, the
+chunking, an interruption and ``--resume``, or a split into shards that ``merge`` joins again.
+
+Departure from Geant4's multi-threaded run manager, which reseeds each event with several seeds:
+here one 63-bit seed (``event_seeds``). MixMax's several-seed path jumps its state ahead
+(``seed_uniquestream``), some 30 µs an event, a quarter of a hybrid event's time; its one-seed
+path (``seed_spbox``, what ``G4Random::setTheSeed`` does) takes under 1 µs.
 
 Geant4 can build one run manager per process, so every run happens in worker processes started
 with the "spawn" method; the parent samples nothing, runs no Geant4, and is the file's only
@@ -26,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from functools import lru_cache
 from multiprocessing import context, popen_spawn_posix, spawn
 from pathlib import Path
 
@@ -37,6 +43,7 @@ from caloforge.detectors import Detector, detector_from_yaml, elements_of_detect
 from caloforge.errors import CaloforgeError, InvalidArgument, argument, checked
 from caloforge.files import locked
 from caloforge.geant4.fast import FastSpec, fast_extras, record_fallback_totals
+from caloforge.seeds import states
 from caloforge.sources import (
     Source,
     load_source,
@@ -48,6 +55,7 @@ from caloforge.sources import (
 __all__ = [
     "EXTRAS",
     "SimulationResult",
+    "default_chunk",
     "event_seeds",
     "merge",
     "parse_shard",
@@ -84,10 +92,11 @@ def shard_range(n_events: int, shard: tuple[int, int] | None) -> tuple[int, int]
     return i * n_events // n, (i + 1) * n_events // n
 
 
-def event_seeds(seed: int, index: int) -> list[int]:
-    """Four 31-bit seeds for Geant4's engine, a function of (seed, event index) only."""
-    state = np.random.SeedSequence([seed, 0x6734, index]).generate_state(4)
-    return [int(s) & 0x7FFFFFFF or 1 for s in state]
+def event_seeds(seed: int, start: int, stop: int) -> list[int]:
+    """Geant4's engine seed for each event from ``start`` to ``stop`` (exclusive): a positive
+    63-bit integer, a function of (seed, event index) only."""
+    keys = np.stack(np.broadcast_arrays(seed, 0x6734, np.arange(start, stop)), axis=1)
+    return np.maximum(states(keys, 1, np.uint64)[:, 0] >> 1, 1).tolist()
 
 
 @dataclass(frozen=True)
@@ -286,7 +295,7 @@ def _run_workers(
     if start >= stop:
         return
     total = stop - start
-    chunk = chunk_size or int(np.clip(total // (8 * jobs), 1, 50))
+    chunk = chunk_size or default_chunk(total, jobs, spec.fast is not None)
     ranges = [(a, min(a + chunk, stop)) for a in range(start, stop, chunk)]
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(ranges)),
@@ -301,7 +310,7 @@ def _run_workers(
     finished_all = False
     try:
         while queue or pending:
-            while queue and len(pending) < 2 * jobs:
+            while queue and len(pending) < 4 * jobs:
                 a, b = queue.pop()
                 pending[pool.submit(_worker_run, a, b)] = (a, b)
             finished, _ = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
@@ -326,6 +335,13 @@ def _run_workers(
         # Always join the pool's manager thread here: left running, it races the interpreter's
         # exit hook, which then prints a traceback about a closed pipe.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_chunk(n_events: int, jobs: int, fast: bool) -> int:
+    """Events per worker task: about eight per worker, at most 50 (a few seconds to a minute of
+    Geant4), or 500 in a hybrid run, where an event takes a fraction of a millisecond and the
+    model makes a chunk's showers in one batch."""
+    return int(np.clip(n_events // (8 * jobs), 1, 500 if fast else 50))
 
 
 _POLL_S = 0.2
@@ -383,7 +399,7 @@ def _worker_init(spec: _RunSpec) -> None:
 
 def _worker_run(start: int, stop: int) -> ShowerBatch:
     global _APP
-    source = source_from_yaml(_SPEC.source_yaml)
+    source = _source(_SPEC.source_yaml)
     if _APP is None:
         from caloforge.geant4.app import Geant4App
 
@@ -396,9 +412,14 @@ def _worker_run(start: int, stop: int) -> ShowerBatch:
             flight_mm=source.flight,
         )
     primaries = sample_primaries(source, start, stop, _SPEC.seed)
-    seeds = [event_seeds(_SPEC.seed, i) for i in range(start, stop)]
+    seeds = event_seeds(_SPEC.seed, start, stop)
     showers, extras = _APP.run(primaries, seeds, start, _SPEC.seed)
     return ShowerBatch(showers, primaries.energy, primaries.conditions(source.conditions), extras)
+
+
+@lru_cache(maxsize=1)
+def _source(text: str) -> Source:
+    return source_from_yaml(text)
 
 
 @checked

@@ -73,10 +73,11 @@ def derived_conditions(
 ) -> dict[str, np.ndarray]:
     """What conditions imply beyond their own ranges: the incident energy (MeV) and, for
     momentum conditions, the direction's slopes px/pz and py/pz. A momentum's components can each
-    lie in their training range while its size or angle does not."""
-    derived = {"energy": np.asarray(energy, dtype=np.float64).reshape(-1)}
+    lie in their training range while its size or angle does not. ``conditions``: (N, k) rows, or
+    one row (k,) with a scalar ``energy``."""
+    derived = {"energy": np.asarray(energy, dtype=np.float64)}
     if all(n in names for n in MOMENTUM):
-        px, py, pz = (conditions[:, list(names).index(n)] for n in MOMENTUM)
+        px, py, pz = (conditions[..., list(names).index(n)] for n in MOMENTUM)
         with np.errstate(divide="ignore", invalid="ignore"):
             derived["slope_x"], derived["slope_y"] = px / pz, py / pz
     return derived

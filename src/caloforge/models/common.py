@@ -20,6 +20,7 @@ from caloforge.data.transforms import Chain, EnergyFraction, LogColumns, Standar
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.observables import RING_EDGES
 from caloforge.models.base import GenerativeModel, ModelConfig
+from caloforge.seeds import states
 
 __all__ = [
     "AXIS_CONDITIONS",
@@ -38,6 +39,7 @@ __all__ = [
     "partition",
     "require_conditions",
     "seeded_generator",
+    "seeded_generators",
     "shard",
     "shard_rand",
     "shard_randn",
@@ -476,5 +478,9 @@ def shard_rand(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
 def seeded_generator(*key: int) -> torch.Generator:
     """A torch generator that is a function of ``key`` alone (seed, stream tag, index): the noise
     of a generation batch, of a hybrid run's event, of a training event's preprocessing."""
-    state = np.random.SeedSequence(list(key)).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state >> 1))
+    return seeded_generators([key])[0]
+
+
+def seeded_generators(keys) -> list[torch.Generator]:
+    """``seeded_generator(*key)`` for each row of ``keys`` (N, k), its seeds hashed at once."""
+    return [torch.Generator().manual_seed(int(s)) for s in states(keys, 1, np.uint64)[:, 0] >> 1]

@@ -12,7 +12,13 @@ from pathlib import Path
 import yaml
 
 from caloforge.errors import CaloforgeError, checked
-from caloforge.sources.sampler import BLOCK, Primaries, condition_values, sample_primaries
+from caloforge.sources.sampler import (
+    BLOCK,
+    Primaries,
+    condition_values,
+    particle_conditions,
+    sample_primaries,
+)
 from caloforge.sources.spec import (
     CONDITIONS,
     PARTICLES,
@@ -35,6 +41,7 @@ __all__ = [
     "condition_values",
     "load_source",
     "parse_energy",
+    "particle_conditions",
     "sample_primaries",
     "source_from_yaml",
     "source_to_yaml",
