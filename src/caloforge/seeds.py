@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["states"]
+__all__ = ["indexed", "states"]
 
 _POOL = 4
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
@@ -63,6 +63,11 @@ def states(keys, n_words: int = 1, dtype=np.uint32) -> np.ndarray:
     if wide:  # pairs of words, little-endian first, as SeedSequence
         return words.astype("<u4").view("<u8").astype(np.uint64)
     return words
+
+
+def indexed(seed: int, tag: int, indices) -> np.ndarray:
+    """Keys (N, 3) of a stream: (run seed, stream tag, index) for each of ``indices``."""
+    return np.stack(np.broadcast_arrays(seed, tag, np.asarray(indices)), axis=1)
 
 
 def _pool(entropy: np.ndarray) -> list[np.ndarray]:

@@ -124,7 +124,7 @@ def _make_gun_action(g4, offset_mm: float):
             self.gun = g4.G4ParticleGun(1)
             self.event = 0
             self.definitions: dict[int, object] = {}
-            self.load(Primaries(*(np.zeros((0, *shape)) for shape in ((), (), (3,), (3,)))), ())
+            self.shots: list[tuple] = []  # per event: seed, particle, energy, position, direction
 
         def load(self, primaries: Primaries, seeds: Sequence[int]) -> None:
             """Everything an event's GeneratePrimaries sets, as Python numbers and Geant4

@@ -38,6 +38,7 @@ from caloforge.detectors import Detector
 from caloforge.errors import CaloforgeError
 from caloforge.models.base import derived_conditions
 from caloforge.models.common import seeded_generators
+from caloforge.seeds import indexed
 from caloforge.sources import CONDITIONS, PARTICLES, particle_conditions
 
 __all__ = [
@@ -224,7 +225,7 @@ class FastShowers:
             events = np.array([e for e, _, _ in self.entries])
             conditions = np.array([c for _, c, _ in self.entries], np.float32)
             taken, counts = np.unique(events, return_counts=True)
-            keys = np.stack(np.broadcast_arrays(seed, NOISE_STREAM, first_event + taken), axis=1)
+            keys = indexed(seed, NOISE_STREAM, first_event + taken)
             noise = torch.cat(
                 [
                     self.model.noise(int(count), generator)

@@ -43,7 +43,7 @@ from caloforge.detectors import Detector, detector_from_yaml, elements_of_detect
 from caloforge.errors import CaloforgeError, InvalidArgument, argument, checked
 from caloforge.files import locked
 from caloforge.geant4.fast import FastSpec, fast_extras, record_fallback_totals
-from caloforge.seeds import states
+from caloforge.seeds import indexed, states
 from caloforge.sources import (
     Source,
     load_source,
@@ -95,7 +95,7 @@ def shard_range(n_events: int, shard: tuple[int, int] | None) -> tuple[int, int]
 def event_seeds(seed: int, start: int, stop: int) -> list[int]:
     """Geant4's engine seed for each event from ``start`` to ``stop`` (exclusive): a positive
     63-bit integer, a function of (seed, event index) only."""
-    keys = np.stack(np.broadcast_arrays(seed, 0x6734, np.arange(start, stop)), axis=1)
+    keys = indexed(seed, 0x6734, np.arange(start, stop))
     return np.maximum(states(keys, 1, np.uint64)[:, 0] >> 1, 1).tolist()
 
 

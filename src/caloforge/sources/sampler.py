@@ -85,14 +85,13 @@ def particle_conditions(
 
     ``position``: (x, y[, z]) mm; ``direction``: a unit (dx, dy, dz).
     """
-    values = []
-    for name in names:
-        if name in ("px", "py", "pz"):
-            p = _momentum(energy, _MASS[pdg])
-            values.append(float(direction["xyz".index(name[1])] * p))
-        else:
-            values.append(float(_condition(name, pdg, energy, position, direction)))
-    return values
+    p = _momentum(energy, _MASS[pdg]) if {"px", "py", "pz"} & set(names) else None
+    return [
+        float(direction["xyz".index(name[1])] * p)
+        if name in ("px", "py", "pz")
+        else float(_condition(name, pdg, energy, position, direction))
+        for name in names
+    ]
 
 
 def _momentum(energy, mass):
