@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from caloforge.models import load_model, pretrained_models
 from caloforge.runtimes.aoti import export_aoti
 from caloforge.runtimes.onnx import export_onnx
-from caloforge.timing import bench
+from caloforge.timing import bench, machine_rates
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1, 10, 1000)
@@ -61,25 +61,6 @@ def sizes_for(model, max_call_s: float) -> tuple[int, ...]:
     per_shower = (time.perf_counter() - started) / 10
     top = 10 ** int(np.clip(np.floor(np.log10(max_call_s / per_shower)), 1, 3))
     return (*SIZES[:-1], min(SIZES[-1], top))
-
-
-def machine_rates(threads: int) -> dict[str, float]:
-    """GFLOP/s of a 1024² float32 matrix product and GB/s of a 256 MB copy, on ``threads``."""
-    torch.set_num_threads(threads)
-    a = torch.randn(1024, 1024)
-    a @ a
-    started, calls = time.perf_counter(), 20
-    for _ in range(calls):
-        a @ a
-    gflops = 2 * 1024**3 * calls / (time.perf_counter() - started) / 1e9
-    big = np.ones(1 << 26, np.float32)
-    out = np.empty_like(big)
-    np.copyto(out, big)
-    started = time.perf_counter()
-    for _ in range(5):
-        np.copyto(out, big)
-    gbs = 2 * big.nbytes * 5 / (time.perf_counter() - started) / 1e9
-    return {"gflops": gflops, "gb_per_s": gbs}
 
 
 def model_cost(model) -> dict[str, float]:

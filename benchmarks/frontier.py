@@ -7,7 +7,8 @@ cells) and benched (torch and ONNX Runtime, batches of 1 000 and 10 000); Geant4
 core in the same run for the speed-ups. Writes to OUT:
 
 - ``frontier.json``: one row per model, the numbers and the commands' settings;
-- ``frontier.md``: the table the README shows;
+- ``frontier.md``: the table the docs show, and a second one of the figures each study judged
+  its models by (the ``summary`` of every study validation that applies to the detector);
 - ``frontier.png``: classifier AUC (cells, the larger of the network's and the trees') against
   ms/shower;
 - ``<model>/metrics.json`` and ``report.html``: each model's whole evaluation.
@@ -31,6 +32,8 @@ import torch
 from caloforge.data.showerfile import ShowerFile, copy_events
 from caloforge.evaluation.evaluate import evaluate, write_metrics
 from caloforge.evaluation.report import cells_auc, write_report
+from caloforge.evaluation.report.formatting import sig
+from caloforge.evaluation.validations import VALIDATIONS
 from caloforge.generation import generate
 from caloforge.models import load_model, pretrained_models
 from caloforge.timing import bench, geant4_ms_per_shower
@@ -69,6 +72,12 @@ def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
         "ms_per_shower": speed.ms_per_shower,
         "backend": speed.backend,
         "batch_size": speed.batch_size,
+        "study": {
+            name: value
+            for v in VALIDATIONS
+            if v.KEY in m
+            for name, value in v.summary(m[v.KEY]).items()
+        },
     }
 
 
@@ -88,6 +97,12 @@ def _table(rows: list[dict], geant4_ms: float, quick: bool) -> str:
             f"{geant4_ms / r['ms_per_shower']:,.0f}× |"
         )
     lines.append(f"| Geant4 (one core) | | | | | | {geant4_ms:.1f} | 1× |")
+    names = list(dict.fromkeys(name for r in rows for name in r["study"]))
+    if names:
+        lines += ["", "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for r in rows:
+            values = " | ".join(sig(r["study"].get(name)) for name in names)
+            lines.append(f"| `{r['model']}` | {values} |")
     return "\n".join(lines) + "\n"
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "BenchResult",
     "bench",
     "geant4_ms_per_shower",
+    "machine_rates",
 ]
 
 BACKENDS = ("torch", "torch-compile", "onnx", "aoti")
@@ -235,6 +236,25 @@ def _compile(model, result: BenchResult):
 def _some_conditions(model) -> torch.Tensor:
     lows = [model.config.condition_range[c][0] for c in model.config.conditions]
     return torch.tensor([lows, lows], dtype=torch.float32)
+
+
+def machine_rates(threads: int) -> dict[str, float]:
+    """GFLOP/s of a 1024² float32 matrix product and GB/s of a 256 MB copy, on ``threads``."""
+    torch.set_num_threads(threads)
+    a = torch.randn(1024, 1024)
+    a @ a
+    started, calls = time.perf_counter(), 20
+    for _ in range(calls):
+        a @ a
+    gflops = 2 * 1024**3 * calls / (time.perf_counter() - started) / 1e9
+    big = np.ones(1 << 26, np.float32)
+    out = np.empty_like(big)
+    np.copyto(out, big)
+    started = time.perf_counter()
+    for _ in range(5):
+        np.copyto(out, big)
+    gbs = 2 * big.nbytes * 5 / (time.perf_counter() - started) / 1e9
+    return {"gflops": gflops, "gb_per_s": gbs}
 
 
 def geant4_ms_per_shower(detector, source, n_events: int, seed: int) -> float:

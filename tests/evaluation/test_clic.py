@@ -9,7 +9,7 @@ import pytest
 
 from caloforge.detectors import load_detector
 from caloforge.evaluation import evaluate as evaluate_module
-from caloforge.evaluation.clic import applies, image_profiles
+from caloforge.evaluation.clic import applies, image_profiles, summary
 from caloforge.evaluation.evaluate import evaluate, in_chunks, load_sample
 from caloforge.evaluation.report import write_report
 from tests.conftest import write_clic_like
@@ -63,3 +63,6 @@ def test_seed_validation_separates_a_25_percent_energy_scale(files, tmp_path):
     assert 'id="clic"' in page and "clic_profiles.png" in page
     assert (tmp_path / "clic_correlation.png").exists()
     json.dumps(clic)  # plain values only
+    headline = summary(clic)
+    assert headline["E_tot/E_p, worst E_p bin"] == clic["response"]["max_relative_difference"]
+    assert summary(same)["profiles"] < headline["profiles"]

@@ -9,7 +9,7 @@ import pytest
 from caloforge.data.showerfile import ShowerBatch, ShowerFile, ShowerWriter
 from caloforge.detectors import load_detector
 from caloforge.evaluation.evaluate import evaluate
-from caloforge.evaluation.nyu import applies, separability, slice_observables
+from caloforge.evaluation.nyu import applies, separability, slice_observables, summary
 from caloforge.evaluation.report import write_report
 from tests.conftest import write_lcd_like
 
@@ -30,13 +30,15 @@ def files(tmp_path_factory):
         mean[particle == code] = shares[particle == code].mean(axis=0)
     mean *= data.incident_energies
     mean[mean < 0.05] = 0
-    path = d / "mean.h5"
-    with ShowerWriter.create(
-        path, n_cells=data.showers.shape[1], condition_names=source.condition_names,
-        attrs=dict(source.attrs),
-    ) as w:  # fmt: skip
-        w.append(ShowerBatch(mean, data.incident_energies[:, 0], data.conditions))
-    return {"ref": ref, "same": same, "mean": path}
+    paths = {"ref": ref, "same": same}
+    for name, showers in (("mean", mean), ("scaled", 1.3 * data.showers)):
+        paths[name] = d / f"{name}.h5"
+        with ShowerWriter.create(
+            paths[name], n_cells=data.showers.shape[1], condition_names=source.condition_names,
+            attrs=dict(source.attrs),
+        ) as w:  # fmt: skip
+            w.append(ShowerBatch(showers, data.incident_energies[:, 0], data.conditions))
+    return paths
 
 
 def test_applies_to_3d_images_with_particle_and_energy():
@@ -85,6 +87,22 @@ def test_seed_validation_sees_the_mean_experiment(files, tmp_path):
         assert m["profile"]["max_relative_difference"] < 0.15
         assert m["fluctuation"]["max_relative_difference"] > 0.9
         assert m["response"]["resolution_gen"] < 0.6 * m["response"]["resolution_ref"]
+    # the averaged statistics: E_out/E_in per E_in bin, corr(E_out, E_in), the average image
+    # (scaled: the same showers as "same", 1.3 times their energy)
+    scaled = evaluate(files["scaled"], files["same"], classifier=False).metrics["nyu"]
+    for code in ("22", "111"):
+        same_r, mean_r = nyu["particles"][code]["response"], mean["particles"][code]["response"]
+        assert len(same_r["bins"]) == 4 and same_r["max_bin_relative_difference"] < 0.1
+        assert abs(same_r["correlation_gen"] - same_r["correlation_ref"]) < 0.05
+        assert mean_r["correlation_gen"] > same_r["correlation_ref"]  # E_out ∝ E_in exactly
+        assert nyu["particles"][code]["image"]["max_relative_difference"] < 0.6  # 100 each
+        s = scaled["particles"][code]
+        assert s["response"]["max_bin_relative_difference"] == pytest.approx(0.3, rel=1e-4)
+        assert s["image"]["max_relative_difference"] == pytest.approx(0.3, rel=1e-4)
+    headline = summary(scaled)
+    assert headline["π⁰ average image"] == pytest.approx(0.3, rel=1e-4)
+    assert headline["γ E_out/E_in, worst E_in bin"] == pytest.approx(0.3, rel=1e-4)
+    assert headline["γ/π⁰ AUC, Geant4"] > 0.9
     # the stand-in's π⁰ is two blobs 2 cells apart: Geant4-like files keep it apart
     assert nyu["separability"]["overall"]["auc_ref"] > 0.9
     assert nyu["separability"]["overall"]["auc_gen"] > 0.9

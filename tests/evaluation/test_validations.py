@@ -24,6 +24,7 @@ def test_each_has_a_key_a_title_and_a_template(validation):
     assert validation.TITLE.strip()
     assert validation.TEMPLATE in TEMPLATES.list_templates()
     TEMPLATES.get_template(validation.TEMPLATE)  # it parses
+    assert callable(validation.summary)
 
 
 @pytest.mark.parametrize("validation", VALIDATIONS, ids=lambda v: v.KEY)

@@ -1,6 +1,7 @@
 """The NYU families on the LCD ECAL: the seed's architectures, the locally-connected layer, the
 stochastic LSTM's likelihood and draws, on tiny networks and lcd-ecal stand-in data."""
 
+import copy
 import math
 
 import numpy as np
@@ -131,6 +132,37 @@ def test_train_step_moves_the_networks(family, output, lcd_file):
         assert {"generator", "critic", "merge"} <= changed
         clip = model.config.clip
         assert all(p.abs().max() <= clip for p in model.critic.parameters())
+
+
+@pytest.mark.parametrize("family", ["wgan-mlp-lcd", "lagan-lcd"])
+def test_a_critic_in_chunks_takes_the_step_of_the_whole_batch(family, lcd_file):
+    whole, data = fitted(family, lcd_file, chunk=None)
+    chunked = copy.deepcopy(whole)
+    chunked.config = chunked.config.model_copy(update={"chunk": 5})  # 16 = 5 + 5 + 5 + 1
+    start = copy.deepcopy(whole.state_dict())
+    batches = [
+        whole.to_training(
+            data.showers[i : i + 16],
+            data.incident_energies[i : i + 16, 0],
+            data.conditions[i : i + 16],
+        )
+        for i in range(0, 16 * whole.batches_per_step, 16)
+    ]
+    logs = []
+    for model in (whole, chunked):
+        sgd = {  # plain steps: the weights move by the gradients themselves
+            "generator": torch.optim.SGD(
+                [*model.generator.parameters(), *model.merge.parameters()]
+            ),
+            "critic": torch.optim.SGD(model.critic.parameters()),
+        }
+        for o in sgd.values():
+            o.param_groups[0]["lr"] = 1e-3
+        logs.append(model.train_step(batches, sgd, torch.Generator().manual_seed(0), 0))
+    assert any(not torch.equal(v, start[k]) for k, v in whole.state_dict().items())
+    for key, value in whole.state_dict().items():
+        torch.testing.assert_close(chunked.state_dict()[key], value, rtol=1e-4, atol=1e-6)
+    assert logs[1] == pytest.approx(logs[0], rel=1e-4, abs=1e-6)
 
 
 def test_lstm_draws_no_pixel_above_the_largest_in_training(lcd_file):

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from caloforge.evaluation.report.plotting import Labels
 
 __all__ = ["CONDITIONS", "applies", "image_profiles", "shower_features", "validation"]
-__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section"]  # its Validation members
+__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section", "summary"]  # its Validation members
 
 KEY = "clic"
 """Its key in metrics.json and its section's id in the report."""
@@ -278,3 +278,14 @@ def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, 
         }
     )
     return {"rows": rows, "figures": figures}
+
+
+def summary(results: dict[str, Any]) -> dict[str, float]:
+    """The seed's figures, name → value
+    (:meth:`~caloforge.evaluation.validations.Validation.summary`)."""
+    return {
+        "E_tot/E_p, worst E_p bin": results["response"]["max_relative_difference"],
+        "cell spectrum": results["cell_spectrum"].get("max_relative_difference", float("nan")),
+        "profiles": results["profiles"]["max_relative_difference"],
+        "max |Δρ|": results["correlation"]["max_abs_difference"],
+    }

@@ -6,7 +6,12 @@ Guthrie, Malkin and Pine judge their generated LCD ECAL showers, per particle ty
 - the energy spread per slice, σ = the intensity-weighted RMS distance of the slice's cells from
   its centroid (in mm, over x and y together);
 - the histogram of pixel (cell) intensities;
-- E_out against E_in, as a scatter and as the histogram of E_out/E_in.
+- E_out against E_in, as a scatter and as the histogram of E_out/E_in;
+- and the average shower image, whose agreement is what the study found its LAGAN to reach.
+
+Their MLP WGAN "performed surprisingly well" on averaged statistics: the mean E_out/E_in, read
+here per bin of E_in (``ENERGY_BINS`` bins of equal reference population) as well as overall,
+and how closely E_out follows E_in (their Pearson correlation).
 
 Their finding for the L2-trained LSTM, single events that look like the average, shows in two
 numbers this module adds per slice: the spread's mean, and the event-to-event fluctuation of the
@@ -52,7 +57,7 @@ if TYPE_CHECKING:
     from caloforge.evaluation.report.plotting import Labels
 
 __all__ = ["CONDITIONS", "applies", "separability", "slice_observables", "validation"]
-__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section"]  # its Validation members
+__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section", "summary"]  # its Validation members
 
 KEY = "nyu"
 """Its key in metrics.json and its section's id in the report."""
@@ -65,6 +70,9 @@ PIXEL_BINS = 50
 RESPONSE_BINS = 40
 SCATTER_POINTS = 1000
 ENERGY_BINS = 4
+IMAGE_FLOOR = 1e-3
+"""The average image is compared on the cells holding at least this share of its energy: a
+share of the 15 625 cells is 6 × 10⁻⁵, and 1 % (the profiles' floor) leaves a handful."""
 MIN_PER_CLASS = 20
 """Fewest showers of each particle in a half for the separability classifier."""
 _SLICE_KEYS = ("profile", "spread", "fluctuation")
@@ -141,6 +149,14 @@ def _relative_std(energy: np.ndarray) -> np.ndarray:
 
 def _response(ref_in, ref_out, gen_in, gen_out, rng) -> dict[str, Any]:
     r, g = ref_out / ref_in, gen_out / gen_in
+    bins = []
+    energy_edges = np.quantile(ref_in, np.linspace(0, 1, ENERGY_BINS + 1))
+    for lo, hi in pairwise(energy_edges):
+        r_in, g_in = (ref_in >= lo) & (ref_in <= hi), (gen_in >= lo) & (gen_in <= hi)
+        if g_in.any():
+            row = {"energy_mev": [float(lo), float(hi)]}
+            row |= {"mean_ref": float(r[r_in].mean()), "mean_gen": float(g[g_in].mean())}
+            bins.append(row | {"relative_difference": row["mean_gen"] / row["mean_ref"] - 1})
     lo, hi = np.quantile(r, [0.001, 0.999])
     margin = 0.5 * (hi - lo) if hi > lo else 0.1 * max(hi, 1e-12)
     edges = np.linspace(max(0.0, lo - margin), hi + margin, RESPONSE_BINS + 1)
@@ -151,9 +167,21 @@ def _response(ref_in, ref_out, gen_in, gen_out, rng) -> dict[str, Any]:
         out[f"hist_{side}"] = (np.histogram(values, edges)[0] / len(values)).tolist()
         pick = rng.permutation(len(values))[:SCATTER_POINTS]
         out[f"scatter_{side}"] = [e_in[pick].tolist(), e_out[pick].tolist()]
+        out[f"correlation_{side}"] = _correlation(e_in, e_out)
     out["mean_relative_difference"] = out["mean_gen"] / out["mean_ref"] - 1
     out["resolution_relative_difference"] = out["resolution_gen"] / out["resolution_ref"] - 1
+    out["bins"] = bins
+    out["max_bin_relative_difference"] = max(
+        (abs(b["relative_difference"]) for b in bins), default=float("nan")
+    )
     return out
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's correlation of two samples; NaN for fewer than two or a constant one."""
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def _pixels(ref: np.ndarray, gen: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -264,6 +292,13 @@ def validation(
             "pixels": _pixels(
                 cell_energies(ref_showers[r_mask]), cell_energies(gen_showers[g_mask]), threshold
             ),
+            "image": {
+                "max_relative_difference": max_relative_difference(
+                    ref_showers[r_mask].mean(axis=0, dtype=np.float64),
+                    gen_showers[g_mask].mean(axis=0, dtype=np.float64),
+                    floor=IMAGE_FLOOR,
+                )
+            },
         }
         slices = _per_slice(r, g, ref_conditions[1][r_mask], gen_conditions[1][g_mask])
         particles[str(code)] = entry | slices
@@ -311,8 +346,11 @@ def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, 
                 f"{p['n_ref']} / {p['n_gen']}",
                 f"{sig(r['mean_ref'])} / {sig(r['mean_gen'])}",
                 f"{sig(r['resolution_ref'])} / {sig(r['resolution_gen'])}",
+                percent(r.get("max_bin_relative_difference")),
+                f"{sig(r.get('correlation_ref'))} / {sig(r.get('correlation_gen'))}",
                 *(percent(p[k]["max_relative_difference"]) for k in _SLICE_KEYS),
                 percent(p["pixels"].get("max_relative_difference")),
+                percent(p.get("image", {}).get("max_relative_difference")),
             )
         )
         figures.append(
@@ -352,3 +390,25 @@ def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, 
             )
         separability = {"rows": table, "n_train": sep["n_train"]}
     return {"rows": rows, "figures": figures, "separability": separability}
+
+
+def summary(results: dict[str, Any]) -> dict[str, float]:
+    """The seed's figures per particle and the separability, name → value
+    (:meth:`~caloforge.evaluation.validations.Validation.summary`)."""
+    out: dict[str, float] = {}
+    for p in results["particles"].values():
+        r, name = p["response"], p["name"]
+        out |= {
+            f"{name} E_out/E_in": r["mean_relative_difference"],
+            f"{name} E_out/E_in, worst E_in bin": r["max_bin_relative_difference"],
+            f"{name} σ/μ, model / Geant4": r["resolution_gen"] / r["resolution_ref"],
+            f"{name} corr(E_out, E_in), Geant4": r["correlation_ref"],
+            f"{name} corr(E_out, E_in), model": r["correlation_gen"],
+            f"{name} spread": p["spread"]["max_relative_difference"],
+            f"{name} fluctuation": p["fluctuation"]["max_relative_difference"],
+            f"{name} average image": p["image"]["max_relative_difference"],
+        }
+    if "overall" in results.get("separability", {}):
+        overall = results["separability"]["overall"]
+        out |= {"γ/π⁰ AUC, Geant4": overall["auc_ref"], "γ/π⁰ AUC, model": overall["auc_gen"]}
+    return out

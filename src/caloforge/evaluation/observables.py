@@ -127,17 +127,20 @@ profile carries weight."""
 
 
 def max_relative_difference(
-    ref: np.ndarray, gen: np.ndarray, weight: np.ndarray | None = None
+    ref: np.ndarray,
+    gen: np.ndarray,
+    weight: np.ndarray | None = None,
+    floor: float = WEIGHT_FLOOR,
 ) -> float:
     """Largest |gen/ref − 1| over the bins whose ``weight`` (default: ref) holds at least
-    WEIGHT_FLOOR of its total; NaN if none does, infinite if gen is not finite there.
+    ``floor`` of its total; NaN if none does, infinite if gen is not finite there.
 
     Example:
         >>> max_relative_difference(np.array([100.0, 50.0, 0.5]), np.array([125.0, 25.0, 5.0]))
         0.5
     """
     weight = ref if weight is None else weight
-    keep = (weight >= WEIGHT_FLOOR * weight.sum()) & np.isfinite(ref) & (ref != 0)
+    keep = (weight >= floor * weight.sum()) & np.isfinite(ref) & (ref != 0)
     if not keep.any():
         return float("nan")
     diff = np.abs(gen[keep] / ref[keep] - 1)

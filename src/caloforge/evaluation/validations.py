@@ -66,6 +66,11 @@ class Validation(Protocol):
         where a figure needs them), its figures drawn into ``out_dir``."""
         ...
 
+    def summary(self, results: dict[str, Any]) -> dict[str, float]:
+        """The figures the study judged its models by, name → value, from ``measure``'s
+        results: one column each in a table of models or of training snapshots."""
+        ...
+
 
 VALIDATIONS: tuple[Validation, ...] = (clic, nyu)
 """Every study validation, in the order of metrics.json and of the page."""

@@ -94,6 +94,9 @@ class TrainBatch:
     def __len__(self) -> int:
         return len(self.showers)
 
+    def __getitem__(self, rows: slice) -> TrainBatch:
+        return TrainBatch(self.showers[rows], self.conditions[rows], self.energy[rows])
+
 
 class GenerativeModel(torch.nn.Module, ABC):
     """Base class of the model families.

@@ -142,6 +142,12 @@ class ClippedWGANConfig(LCDConfig):
     lr: float = Field(default=5e-5, gt=0, description="RMSprop's learning rate")
     n_critic: int = Field(default=5, gt=0, description="critic batches per generator batch")
     clip: float = Field(default=0.01, gt=0, description="the critic's weights are kept in ±clip")
+    chunk: int | None = Field(
+        default=None,
+        gt=0,
+        description="showers the critic sees at a time in training (gradients accumulated; "
+        "the same step, less memory): None, the whole batch",
+    )
 
 
 class ClippedWGAN(LCDModel):
@@ -225,4 +231,5 @@ class ClippedWGAN(LCDModel):
             critic_loss=critic_loss,
             generator_loss=generator_loss,
             after_critic_step=clip,
+            chunk=self.config.chunk,
         )
