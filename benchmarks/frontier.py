@@ -11,7 +11,9 @@ core in the same run for the speed-ups. Writes to OUT:
   its models by (the ``summary`` of every study validation that applies to the detector);
 - ``frontier.png``: classifier AUC (cells, the larger of the network's and the trees') against
   ms/shower;
-- ``<model>/metrics.json`` and ``report.html``: each model's whole evaluation.
+- ``<model>/metrics.json`` and ``report.html``: each model's whole evaluation. A second run
+  into the same OUT keeps an evaluation against the same held-out file and classifier, so an
+  interrupted run resumes at the model it stopped in (the speeds are always measured again).
 
 Usage: python benchmarks/frontier.py HELDOUT.h5 --out DIR [--models NAME_OR_DIR ...] [--quick]
        [--geant4-events 40] [--n N]
@@ -43,17 +45,32 @@ def _models(detector: str, chosen: list[str]) -> list[str]:
     return chosen or [m for m in pretrained_models() if load_model(m).detector.name == detector]
 
 
+def _done(folder: Path, reference: Path, quick: bool) -> dict | None:
+    """An earlier run's evaluation of this model against this reference, or None."""
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text())
+    same = Path(m["provenance"]["reference"]["path"]).resolve() == reference.resolve()
+    was_quick = any(r.get("settings") == "quick" for r in m["classifier"].values())
+    return m if same and was_quick == quick else None
+
+
 def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
     folder = out / Path(name).name
     folder.mkdir(parents=True, exist_ok=True)
-    generated = folder / "generated.h5"
-    started = time.perf_counter()
-    generate(name, generated, conditions_from=reference, seed=1, backend="onnx", overwrite=True)
-    print(f"{name}: generated in {time.perf_counter() - started:.0f} s", flush=True)
-    evaluation = evaluate(generated, reference, quick=quick, seed=0)
-    write_metrics(evaluation, folder)
-    write_report(evaluation, folder)
-    m = evaluation.metrics
+    m = _done(folder, reference, quick)
+    if m is None:
+        generated = folder / "generated.h5"
+        started = time.perf_counter()
+        generate(name, generated, conditions_from=reference, seed=1, backend="onnx", overwrite=True)
+        print(f"{name}: generated in {time.perf_counter() - started:.0f} s", flush=True)
+        evaluation = evaluate(generated, reference, quick=quick, seed=0)
+        write_report(evaluation, folder)
+        write_metrics(evaluation, folder)  # last: its presence marks the evaluation done
+        m = evaluation.metrics
+    else:
+        print(f"{name}: evaluation kept from an earlier run", flush=True)
     worst = max(m["separation_power"].items(), key=lambda kv: kv[1])
     timed = bench(name, backends=("torch", "onnx"), batch_sizes=(1000, 10_000))
     speed = min(timed.points, key=lambda p: p.ms_per_shower)  # best backend, batch >= 1000

@@ -1,19 +1,17 @@
 """The energy-first model: its parts, its coordinates, its training on every kind of readout, its
 student and its export, on tiny networks and stand-in data."""
 
-from unittest import mock
-
 import numpy as np
 import pytest
 import torch
 
 from caloforge.data.showerfile import ShowerFile
 from caloforge.data.transforms import EnergyParts
-from caloforge.detectors import load_detector
+from caloforge.detectors import builtin_detectors, load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
 from caloforge.models.common import partition
-from caloforge.models.energy_first import EnergyFirst, EnergyFirstConfig
+from caloforge.models.energy_first import EnergyFirst, EnergyFirstConfig, PartTransformer
 from caloforge.models.flow_matching import _dequantise
 from caloforge.training.loop import TrainingSettings, train
 from tests.conftest import TINY as TINY_MODELS
@@ -153,6 +151,7 @@ def test_training_lowers_both_losses(lhcb_like):
         assert np.mean([loss[name] for loss in losses[-20:]]) < gain * first
 
 
+@pytest.mark.parametrize("shape_field", ["mlp", "parts"])
 @pytest.mark.parametrize(
     ("writer", "parts"),
     [
@@ -162,16 +161,53 @@ def test_training_lowers_both_losses(lhcb_like):
     ],
     ids=["atlas-like", "lcd-ecal", "lhcb-ecal"],
 )
-def test_the_same_code_trains_on_every_kind_of_readout(writer, parts, tmp_path):
+def test_the_same_code_trains_on_every_kind_of_readout(writer, parts, shape_field, tmp_path):
     data = writer(tmp_path / "data.h5")
     settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
-    train("energy-first", data, tmp_path / "m", settings=settings, model_options=TINY)
+    options = {**TINY, "shape_field": shape_field}
+    train("energy-first", data, tmp_path / "m", settings=settings, model_options=options)
     model = load_model(tmp_path / "m")
     assert model.energy_coordinates == parts
     sample = ShowerFile(data).read(0, 8)
     showers = model.sample(sample.conditions, torch.Generator().manual_seed(0))
     assert showers.shape == sample.showers.shape and np.isfinite(showers).all()
     assert (showers > 0).any()
+
+
+@pytest.mark.parametrize("name", builtin_detectors())
+def test_a_part_transformers_tokens_are_its_parts(name):
+    detector = load_detector(name)
+    try:
+        assigned = partition(detector)
+    except CaloforgeError:
+        pytest.skip(f"{name} has no parts")
+    field = PartTransformer(assigned, 3, 8, 1, 2)
+    x = torch.randn(2, detector.n_cells)
+    tokens = field.tokens(x)
+    assert tokens.shape == (2, assigned.max() + 1, np.bincount(assigned).max())
+    for part in range(assigned.max() + 1):
+        cells = x[:, torch.from_numpy(assigned == part)]
+        torch.testing.assert_close(tokens[:, part, : cells.shape[1]], cells)
+        assert (tokens[:, part, cells.shape[1] :] == 0).all()
+    torch.testing.assert_close(field.cells(tokens), x)
+
+
+def test_a_part_transformer_exports_and_its_heads_must_divide_its_width(tmp_path):
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
+
+    data = write_lcd_like(tmp_path / "data.h5", 100, seed=1)
+    settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
+    options = {**TINY, "shape_field": "parts", "hidden": 16, "heads": 4}
+    train("energy-first", data, tmp_path / "m", settings=settings, model_options=options)
+    model = load_model(tmp_path / "m")
+    sampler = OnnxSampler(export_onnx(model, tmp_path / "model.onnx"))
+    conditions = ShowerFile(data).read(0, 5).conditions.astype(np.float32)
+    noise = np.random.default_rng(0).normal(size=(5, model.latent_dim)).astype(np.float32)
+    with torch.inference_mode():
+        want = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
+    np.testing.assert_allclose(sampler.decode(noise, conditions), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(CaloforgeError, match="not a multiple of 3 heads"):
+        PartTransformer(partition(load_detector("lcd-ecal")), 3, 16, 1, 3)
 
 
 def test_par04_trains(tmp_path):
@@ -247,12 +283,16 @@ def test_each_cells_map_brings_the_drawn_law_to_the_datas(lhcb_like, tmp_path):
     z = torch.linspace(-10, 10, 200)[:, None].expand(200, model.detector.n_cells)
     mapped = model.calibrated(torch.cat([torch.zeros(200, 5), z], dim=1))[:, 5:]
     assert (mapped.diff(dim=0) >= -1e-4).all()  # monotone, cell by cell
-    # torch finds each value's segment by a binary search, ONNX by a count: equal, at the knots too
-    at_knots = torch.cat([z, model.calibration_knots.T, model.calibration_knots.T + 1e-3])
-    x = torch.cat([torch.zeros(len(at_knots), 5), at_knots], dim=1)
-    searched = model.calibrated(x)
-    with mock.patch.object(torch.onnx, "is_in_onnx_export", return_value=True):
-        torch.testing.assert_close(model.calibrated(x), searched, rtol=0, atol=0)
+    # each value is mapped on the segment after the last of its cell's knots at or below it,
+    # on the knots too
+    knots = model.calibration_knots
+    at = torch.cat([z, knots.T, knots.T + 1e-3, knots.T - 1e-3])
+    segment = torch.searchsorted(knots, at.T.contiguous(), right=True).T
+    cell, first = torch.arange(len(knots)), (segment - 1).clamp_min(0)
+    start, value = knots[cell, first], model.calibration_values[cell, first]
+    expected = value + model.calibration_slopes[cell, segment] * (at - start)
+    mapped = model.calibrated(torch.cat([torch.zeros(len(at), 5), at], dim=1))[:, 5:]
+    torch.testing.assert_close(mapped, expected, rtol=0, atol=0)
     data = ShowerFile(lhcb_like).read()
     wanted = (data.showers >= model.detector.threshold).sum(1).mean()
     calibrated = model.sample(data.conditions, torch.Generator().manual_seed(0))
