@@ -9,6 +9,7 @@ from caloforge.data.showerfile import ShowerFile
 from caloforge.errors import CaloforgeError
 from caloforge.models import load_model
 from caloforge.runtimes.onnx import OPSET, OnnxSampler, export_onnx, metadata_path
+from tests.conftest import TINY
 
 
 def test_onnx_matches_torch(tmp_path, tiny_model, lhcb_like):
@@ -55,9 +56,12 @@ def test_export_errors(tmp_path, tiny_model):
         OnnxSampler(tmp_path / "bad.onnx")
 
 
-# Every family's export is checked by tests/test_families.py; here, the LSTM's other outputs,
-# at a fast learning rate: after a few steps at the default, their showers are empty.
-LSTM_OUTPUTS = [
+# Every family's export is checked by tests/test_families.py; here, what their options change:
+# the LSTM's other outputs, at a fast learning rate (after a few steps at the default, their
+# showers are empty), and the energy-first model's transformer over the parts; on lcd-ecal's
+# stand-in, whose showers fill many cells.
+OTHER_OPTIONS = [
+    ("energy-first", {**TINY["energy-first"], "shape_field": "parts", "hidden": 16}),
     ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20, "lr": 0.05, "output": "l2"}),
     (
         "lstm-lcd",
@@ -66,13 +70,12 @@ LSTM_OUTPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("family", "options"), LSTM_OUTPUTS)
-def test_every_lstm_output_exports_and_matches_torch(tmp_path, family, options):
+@pytest.mark.parametrize(("family", "options"), OTHER_OPTIONS)
+def test_each_option_that_changes_a_network_exports_and_matches_torch(tmp_path, family, options):
     from caloforge.training.loop import TrainingSettings, train
-    from tests.conftest import write_atlas_like, write_lcd_like
+    from tests.conftest import write_lcd_like
 
-    write = write_lcd_like if family.endswith("-lcd") else write_atlas_like
-    data = write(tmp_path / "data.h5", 120, seed=3)
+    data = write_lcd_like(tmp_path / "data.h5", 120, seed=3)
     settings = TrainingSettings(steps=5, batch_size=32, checkpoint_every=5, eval_every=5)
     train(family, data, tmp_path / "m", settings=settings, model_options=options)
     model = load_model(tmp_path / "m")
