@@ -37,7 +37,8 @@ Departures, and why:
 - the shape field is by default one residual MLP over every cell, CaloFlow's flow II's
   conditioner rather than CaloDREAM's transformer: on lhcb-ecal's 900 cells it is small and
   fast; ``shape_field="parts"`` is the transformer across the parts (``PartTransformer``), for a
-  detector whose cells make the MLP's first and last layers too large (lcd-ecal: 15 625);
+  detector whose cells make the MLP's first and last layers too large (lcd-ecal: 15 625;
+  there it is not yet the better of the two, docs/lcd-ecal.md);
 - rings around the axis for a one-layer readout, where the leaders' parts are layers: nobody has
   published a single-layer ECAL this way; SuperCalo's coarse super-cells (arXiv:2308.11700) are
   the nearest.
