@@ -87,6 +87,47 @@ def test_simulate_stopped_by_sigterm_keeps_its_events_and_resumes_to_the_same_fi
     np.testing.assert_array_equal(_showers(out), _showers(tmp_path / "a.h5"))
 
 
+def _workers(pid: int) -> list[int]:
+    """The multiprocessing workers the process ``pid`` spawned."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+def test_simulate_signalled_while_its_workers_start_stops_in_one_line(tmp_path):
+    args = [
+        *CALOFORGE, "simulate", "lhcb-ecal", "--source", "lhcb", "--energy", "2GeV",
+        "--n", "20", "--seed", "5", "--jobs", "2", "--out", str(tmp_path / "early.h5"),
+    ]  # fmt: skip
+    run = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(lambda: len(_workers(run.pid)) == 2)  # still importing: an import takes seconds
+    os.killpg(run.pid, signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == REQUEUE, err
+    assert err.strip().splitlines()[-1].startswith("error: stopped by SIGTERM"), err
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux's /proc")
+def test_a_killed_worker_ends_simulate_in_one_line_and_resume_finishes(tmp_path):
+    args = [
+        *CALOFORGE, "simulate", "lhcb-ecal", "--source", "lhcb", "--energy", "2GeV",
+        "--n", "40", "--seed", "5", "--jobs", "2",
+    ]  # fmt: skip
+    out = tmp_path / "killed.h5"
+    run = subprocess.Popen([*args, "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    partial = partial_path(out)
+    _wait_for(lambda: partial.exists() and partial.stat().st_size > 0)
+    size = partial.stat().st_size
+    _wait_for(lambda: partial.stat().st_size > size)  # events committed
+    os.kill(_workers(run.pid)[0], signal.SIGKILL)  # the system's out-of-memory killer
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 1, err
+    assert "Traceback" not in err and "worker process died" in err.strip().splitlines()[-1]
+    resumed = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(ShowerFile(out)) == 40
+
+
 def test_generate_stopped_by_sigterm_resumes_to_the_same_file(tmp_path, tiny_model, lhcb_like):
     kw = {"conditions_from": lhcb_like, "batch_size": 40, "seed": 2}
     generate(tiny_model, tmp_path / "a.h5", **kw)

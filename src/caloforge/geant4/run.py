@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import context, popen_spawn_posix, spawn
@@ -316,7 +317,15 @@ def _run_workers(
             finished, _ = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
             for future in finished:
                 a, _ = pending.pop(future)
-                ready[a] = future.result()
+                try:
+                    ready[a] = future.result()
+                except BrokenProcessPool:
+                    if signum := stopping.requested():
+                        raise stopping.Stopped("stopped", signum) from None
+                    raise CaloforgeError(
+                        "a Geant4 worker process died (killed, or out of memory); "
+                        "the events before it are kept: rerun with --resume to continue"
+                    ) from None
             while next_start in ready:
                 batch = ready.pop(next_start)
                 writer.append(batch)
@@ -365,9 +374,14 @@ class _PopenWithoutMain(popen_spawn_posix.Popen):
                 return data
 
             spawn.get_preparation_data = without_main
+            # The child is born with the stop signals blocked and unblocks them once it ignores
+            # them (``_worker_init``): a batch system's SIGTERM to the whole job, arriving while
+            # a worker still imports, must not kill it.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stopping.SIGNALS)
             try:
                 super()._launch(process_obj)
             finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
                 spawn.get_preparation_data = full
 
 
@@ -390,6 +404,7 @@ def _worker_init(spec: _RunSpec) -> None:
     # Geant4's C++ event loop must not see KeyboardInterrupt.
     for signum in stopping.SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)  # blocked since its launch
     # Geant4's banner and run summaries go to stdout: keep the terminal for the progress bar.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
