@@ -9,6 +9,7 @@ from caloforge.detectors import load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
 from caloforge.models.flow_matching import (
+    CellwisePath,
     FlowMatching,
     FlowMatchingConfig,
     FlowStudent,
@@ -221,3 +222,23 @@ def test_the_read_out_sums_to_the_drawn_response(lhcb_like, tmp_path):
     assert (excess > -1e-5 * drawn[seen]).all()
     lifted = model.detector.threshold * (showers > 0).sum(1)[seen]
     assert (excess <= lifted + 1e-5 * drawn[seen]).all()
+
+
+class _Nothing(torch.nn.Module):
+    def forward(self, x, t, c):
+        return torch.zeros_like(x)
+
+
+def test_a_cellwise_path_alone_is_the_best_velocity_of_independent_normal_cells():
+    # For x1 ~ N(0, 1) and straight paths, E[x1 − x0 | x_t] = x_t (2t − 1) / (t² + (1 − t)²), and
+    # the flow-matching loss it leaves is ∫ dt / (2t² − 2t + 1) = π/2; predicting nothing: 2.
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(200_000, 3, generator=g), torch.randn(200_000, 3, generator=g)
+    t = torch.rand(200_000, 1, generator=g)
+    xt, target = (1 - t) * x0 + t * x1, x1 - x0
+    path = CellwisePath(_Nothing(), 3, hidden=4)
+    c = torch.zeros(200_000, 0)
+    with torch.no_grad():
+        assert (path(xt, t, c) - target).pow(2).mean() == pytest.approx(np.pi / 2, abs=0.01)
+        assert (path.field(xt, t, c) - target).pow(2).mean() == pytest.approx(2.0, abs=0.01)
+        assert torch.equal(path(xt, t, c), CellwisePath(_Nothing(), 3, hidden=0)(xt, t, c))

@@ -39,6 +39,10 @@ Departures, and why:
   fast; ``shape_field="parts"`` is the transformer across the parts (``PartTransformer``), for a
   detector whose cells make the MLP's first and last layers too large (lcd-ecal: 15 625;
   there it is not yet the better of the two, docs/lcd-ecal.md);
+- beside the shape field, each cell has a velocity path of its own state and the time alone
+  (``skip``, ``CellwisePath``): lcd-ecal's 15 625 cells pass through a few hundred numbers in
+  either field, which cannot carry each cell's state, and without the path the shape loss
+  stayed at what predicting nothing scores;
 - rings around the axis for a one-layer readout, where the leaders' parts are layers: nobody has
   published a single-layer ECAL this way; SuperCalo's coarse super-cells (arXiv:2308.11700) are
   the nearest.
@@ -64,6 +68,7 @@ from caloforge.models.common import partition, shard_rand, shard_randn
 from caloforge.models.flow_matching import (
     CALIBRATION,
     EMPTY,
+    CellwisePath,
     VelocityField,
     _FlowConfig,
     _ShowerFlow,
@@ -95,6 +100,13 @@ class EnergyFirstConfig(_FlowConfig):
         "a token per part (``PartTransformer``; ``hidden`` its token width)",
     )
     heads: int = Field(default=4, gt=0, description="attention heads of the parts' transformer")
+    skip: bool = Field(
+        default=True,
+        description="add each cell's own velocity path to the shape field's (``CellwisePath``)",
+    )
+    cellwise: int = Field(
+        default=8, ge=0, description="hidden units of each cell's own path; 0: its Gaussian term"
+    )
     lr: float = Field(default=1e-3, gt=0, description="peak learning rate (cosine decay)")
     energy_weight: float = Field(
         default=1.0, gt=0, description="weight of the energy field's loss against the shape's"
@@ -121,6 +133,8 @@ class EnergyFirst(_ShowerFlow):
             self.shape = PartTransformer(
                 assigned, k + parts, config.hidden, config.blocks, config.heads
             )
+        if config.skip:
+            self.shape = CellwisePath(self.shape, self.detector.n_cells, config.cellwise)
 
     @classmethod
     def default_transforms(cls, config) -> tuple[Transform, Transform]:
@@ -177,7 +191,8 @@ class PartTransformer(nn.Module):
 
     CaloDREAM's shape network attends across layers the same way (arXiv:2405.09629). Departure:
     a token is the whole part's cells, not patches of it, so that a layer of 625 cells costs one
-    token: on one CPU, 25 tokens per lcd-ecal shower is what a training step can afford. Against
+    token: 25 tokens per lcd-ecal shower, 2.4 training steps a second at batch 256 on a 2-core
+    CPU (docs/lcd-ecal.md). Against
     the MLP over every cell its size follows the largest part, not the whole detector
     (lcd-ecal: 1.2 M parameters at width 128 with 4 blocks, against 35 M).
     """

@@ -225,6 +225,38 @@ class VelocityField(nn.Module):
         return self.net(torch.cat([x, c, time_features(t, self.frequencies)], dim=1))
 
 
+class CellwisePath(nn.Module):
+    """field(x, t, c) plus, for each coordinate i, a velocity of x_i and t alone: the velocity
+    that carries N(0, 1) to a standard-normal law on straight paths, x_i (2t − 1)/(t² + (1 − t)²),
+    and a one-hidden-layer network of (x_i, t) with each coordinate's own weights, zero at first.
+
+    A skip of the state past the network, as EDM's preconditioning (Karras et al.,
+    arXiv:2206.00364) has: a field whose input and output pass through a few hundred numbers
+    (thousands of cells into an MLP's width or a token's) cannot carry each cell's state through,
+    so without it a field barely does better than predicting nothing on lcd-ecal (loss 1.96 where
+    nothing scores 2 and independent Gaussian cells 1.57).
+    """
+
+    def __init__(self, field: nn.Module, dim: int, hidden: int):
+        super().__init__()
+        self.field = field
+        self.hidden = hidden
+        if hidden:
+            self.register_buffer("frequencies", time_frequencies(), persistent=False)
+            self.time = nn.Linear(2 * VelocityField.FREQUENCIES, hidden)
+            self.scale = nn.Parameter(torch.randn(dim, hidden))
+            self.shift = nn.Parameter(torch.zeros(dim, hidden))
+            self.out = nn.Parameter(torch.zeros(dim, hidden))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        v = self.field(x, t, c) + x * (2 * t - 1) / (t.square() + (1 - t).square())
+        if not self.hidden:
+            return v
+        time = self.time(time_features(t, self.frequencies))[:, None]
+        h = nn.functional.silu(x[:, :, None] * self.scale + self.shift + time)
+        return v + (h * self.out).sum(dim=2)
+
+
 def time_frequencies() -> torch.Tensor:
     """The frequencies (1 to 100, log-spaced) of the velocity fields' time features."""
     return torch.exp(torch.linspace(0.0, math.log(100.0), VelocityField.FREQUENCIES))
