@@ -3,8 +3,8 @@
 Every pretrained model of the held-out file's detector (or the models given) generates
 showers for that file's conditions (seed 1, ONNX Runtime), is evaluated against it (CaloChallenge's
 classifier unless --quick, and the evaluation's second opinion from gradient-boosted trees on the
-cells) and benched (torch and ONNX Runtime, batches of 1 000 and 10 000); Geant4 is timed on one
-core in the same run for the speed-ups. Writes to OUT:
+cells) and benched (torch and ONNX Runtime, batches of 1 000 and 10 000 unless --batch-sizes);
+Geant4 is timed on one core in the same run for the speed-ups. Writes to OUT:
 
 - ``frontier.json``: one row per model, the numbers and the commands' settings;
 - ``frontier.md``: the table the docs show, and a second one of the figures each study judged
@@ -16,7 +16,7 @@ core in the same run for the speed-ups. Writes to OUT:
   interrupted run resumes at the model it stopped in (the speeds are always measured again).
 
 Usage: python benchmarks/frontier.py HELDOUT.h5 --out DIR [--models NAME_OR_DIR ...] [--quick]
-       [--geant4-events 40] [--n N]
+       [--geant4-events 40] [--n N] [--batch-sizes 1000 10000]
 Never run as a test.
 """
 
@@ -56,7 +56,7 @@ def _done(folder: Path, reference: Path, quick: bool) -> dict | None:
     return m if same and was_quick == quick else None
 
 
-def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
+def _row(name: str, reference: Path, out: Path, quick: bool, sizes: tuple[int, ...]) -> dict:
     folder = out / Path(name).name
     folder.mkdir(parents=True, exist_ok=True)
     m = _done(folder, reference, quick)
@@ -72,7 +72,7 @@ def _row(name: str, reference: Path, out: Path, quick: bool) -> dict:
     else:
         print(f"{name}: evaluation kept from an earlier run", flush=True)
     worst = max(m["separation_power"].items(), key=lambda kv: kv[1])
-    timed = bench(name, backends=("torch", "onnx"), batch_sizes=(1000, 10_000))
+    timed = bench(name, backends=("torch", "onnx"), batch_sizes=sizes)
     speed = min(timed.points, key=lambda p: p.ms_per_shower)  # best backend, batch >= 1000
     print(f"{name}: evaluated and benched", flush=True)
     return {
@@ -161,6 +161,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the quick classifier")
     parser.add_argument("--geant4-events", type=int, default=40)
     parser.add_argument("--n", type=int, default=None, help="use the first N held-out showers")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[1000, 10_000], help="benched batch sizes"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     reference = args.heldout
@@ -168,7 +171,8 @@ def main() -> None:
         reference = copy_events(args.heldout, args.out / "heldout.h5", n=args.n)
     held = ShowerFile(reference)
     rows = [
-        _row(m, reference, args.out, args.quick) for m in _models(held.detector.name, args.models)
+        _row(m, reference, args.out, args.quick, tuple(args.batch_sizes))
+        for m in _models(held.detector.name, args.models)
     ]
     geant4_ms = geant4_ms_per_shower(held.detector, held.source, args.geant4_events, seed=0)
     summary = {

@@ -252,9 +252,13 @@ class CellwisePath(nn.Module):
         v = self.field(x, t, c) + x * (2 * t - 1) / (t.square() + (1 - t).square())
         if not self.hidden:
             return v
-        time = self.time(time_features(t, self.frequencies))[:, None]
-        h = nn.functional.silu(x[:, :, None] * self.scale + self.shift + time)
-        return v + (h * self.out).sum(dim=2)
+        time = self.time(time_features(t, self.frequencies))
+        # A unit at a time, each unit's weights contiguous: showers x cells at once, not x units.
+        scale, shift, out = (w.t().contiguous() for w in (self.scale, self.shift, self.out))
+        for j in range(self.hidden):
+            unit = nn.functional.silu(torch.addcmul(shift[j] + time[:, j : j + 1], x, scale[j]))
+            v = torch.addcmul(v, unit, out[j])
+        return v
 
 
 def time_frequencies() -> torch.Tensor:
