@@ -765,7 +765,9 @@ def train(
         )
     if os.environ.get("RANK", "0") != "0":
         return  # rank 0 reports for all
-    state = "done" if result.complete else "stopped by --max-time; continue with --resume"
+    state = "done"
+    if not result.complete:
+        state = "stopped by --max-time, the best weights so far kept; continue with --resume"
     best = "-" if result.best_score is None else f"{result.best_score:.4f}"
     out.print(
         f"{result.directory}: step {result.step}/{result.steps} ({state}), "

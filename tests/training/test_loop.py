@@ -1,4 +1,5 @@
 import json
+import time
 
 import h5py
 import numpy as np
@@ -76,6 +77,42 @@ def test_max_time_stops_with_a_checkpoint(tmp_path, lhcb_like):
         "wgan-gp-lhcb", lhcb_like, out, settings=settings(), model_options=TINY_WGAN, max_time=0.0
     )
     assert not result.complete and (out / "checkpoints" / "last.safetensors").exists()
+
+
+def test_a_run_stopped_by_max_time_is_a_model_of_its_best_weights_so_far(
+    tmp_path, lhcb_like, monkeypatch
+):
+    import caloforge.training.loop as loop
+
+    late = []  # the clock jumps past max_time once step 2 is done
+
+    class Clock:
+        @staticmethod
+        def perf_counter():
+            return time.perf_counter() + (1e9 if late else 0.0)
+
+    monkeypatch.setattr(loop, "time", Clock)
+    out = tmp_path / "m"
+    run = settings(steps=6, eval_every=2, checkpoint_every=2)
+    initial = {}
+
+    def progress(step, total, losses):
+        if step == 1:
+            initial.update(load_file(out / "model.safetensors"))
+        if step == 2:
+            late.append(True)
+
+    result = train(
+        "wgan-gp-lhcb", lhcb_like, out, settings=run, model_options=TINY_WGAN, max_time=1e6,
+        progress=progress,
+    )  # fmt: skip
+    assert not result.complete and result.step == 2
+    kept = load_file(out / "model.safetensors")
+    best = load_file(out / "checkpoints" / "best.safetensors")
+    assert all(np.array_equal(kept[k], best[k]) for k in best)
+    assert any(not np.array_equal(kept[k], initial[k]) for k in initial)  # not the initial
+    assert json.loads((out / "metrics.json").read_text())["best_step"] == 2
+    assert train("wgan-gp-lhcb", lhcb_like, out, resume=True).complete
 
 
 def test_bad_requests(tmp_path, lhcb_like, tiny_model):

@@ -38,7 +38,7 @@ Departures, and why:
   conditioner rather than CaloDREAM's transformer: on lhcb-ecal's 900 cells it is small and
   fast; ``shape_field="parts"`` is the transformer across the parts (``PartTransformer``), for a
   detector whose cells make the MLP's first and last layers too large (lcd-ecal: 15 625;
-  there it is not yet the better of the two, docs/lcd-ecal.md);
+  docs/lcd-ecal.md);
 - beside the shape field, each cell has a velocity path of its own state and the time alone
   (``skip``, ``CellwisePath``): lcd-ecal's 15 625 cells pass through a few hundred numbers in
   either field, which cannot carry each cell's state, and without the path the shape loss
@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -81,6 +81,7 @@ __all__ = ["EnergyFirst", "EnergyFirstConfig", "PartTransformer"]
 
 
 class EnergyFirstConfig(_FlowConfig):
+    older_files: ClassVar[dict[str, Any]] = _FlowConfig.older_files | {"skip": False}
     family: Literal["energy-first"] = "energy-first"
     empty: Literal["gap", "fixed", "band"] = Field(default="band", description=EMPTY)
     calibration: int = Field(default=32, ge=0, description=CALIBRATION)

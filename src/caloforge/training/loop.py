@@ -5,7 +5,8 @@ preprocessing on the rest, and runs ``model.train_step`` for the requested numbe
 logs losses to ``training_log.jsonl``, checkpoints every ``checkpoint_every`` steps (and when
 stopped by Ctrl-C or ``max_time``), evaluates on the held-out split every ``eval_every`` steps
 keeping the best weights by the mean separation power of the high-level features, and at the end
-writes the model directory with the best weights and its metrics.json.
+(or when stopped by ``max_time``) writes the model directory with the best weights and its
+metrics.json.
 
 Randomness: the batches of epoch e are a permutation drawn from (seed, e); everything random
 inside step s (noise, interpolation weights) comes from a torch.Generator seeded from (seed, s).
@@ -513,7 +514,9 @@ def _run(
             signalled,
         )
     complete = step >= settings.steps
-    if complete and main:
+    if main and (complete or (stopped and step > 0)):
+        # Stopped by max_time, the directory is a usable model all the same: the best weights
+        # so far, their maps and metrics; the checkpoint stays for --resume.
         _finish(model, out, dataset, settings, loop)
     distributed.barrier(world)  # the model directory is complete before any rank returns
     return TrainResult(out, step, settings.steps, loop["seconds"], loop["best_score"], complete)
