@@ -298,3 +298,19 @@ def test_each_cells_map_brings_the_drawn_law_to_the_datas(lhcb_like, tmp_path):
     np.testing.assert_allclose(
         sampler.decode(noise, conditions), want.numpy(), rtol=1e-4, atol=1e-2
     )
+
+
+def test_a_directory_written_before_the_cells_own_path_loads_without_it(tmp_path, lhcb_like):
+    import json
+
+    settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
+    options = {**TINY, "skip": False}
+    train("energy-first", lhcb_like, tmp_path / "m", settings=settings, model_options=options)
+    config = tmp_path / "m" / "config.json"
+    data = json.loads(config.read_text())
+    del data["skip"], data["cellwise"]
+    config.write_text(json.dumps(data))
+    model = load_model(tmp_path / "m")
+    assert not model.config.skip and not any(
+        k.startswith("shape.scale") for k in model.state_dict()
+    )
