@@ -73,7 +73,7 @@ def _row(name: str, reference: Path, out: Path, quick: bool, sizes: tuple[int, .
         print(f"{name}: evaluation kept from an earlier run", flush=True)
     worst = max(m["separation_power"].items(), key=lambda kv: kv[1])
     timed = bench(name, backends=("torch", "onnx"), batch_sizes=sizes)
-    speed = min(timed.points, key=lambda p: p.ms_per_shower)  # best backend, batch >= 1000
+    speed = min(timed.points, key=lambda p: p.ms_per_shower)  # the best backend and batch size
     print(f"{name}: evaluated and benched", flush=True)
     return {
         "model": Path(name).name,

@@ -193,9 +193,8 @@ class PartTransformer(nn.Module):
     CaloDREAM's shape network attends across layers the same way (arXiv:2405.09629). Departure:
     a token is the whole part's cells, not patches of it, so that a layer of 625 cells costs one
     token: 25 tokens per lcd-ecal shower, 2.4 training steps a second at batch 256 on a 2-core
-    CPU (docs/lcd-ecal.md). Against
-    the MLP over every cell its size follows the largest part, not the whole detector
-    (lcd-ecal: 1.2 M parameters at width 128 with 4 blocks, against 35 M).
+    CPU (docs/lcd-ecal.md). Against the MLP over every cell its size follows the largest part,
+    not the whole detector (lcd-ecal: 1.2 M parameters at width 128 with 4 blocks, against 35 M).
     """
 
     def __init__(self, parts: np.ndarray, n_conditions: int, width: int, blocks: int, heads: int):
