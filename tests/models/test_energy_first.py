@@ -101,6 +101,36 @@ def test_coordinates_invert_and_hold_each_parts_energy(rng):
     np.testing.assert_allclose(wanted.sum(1), np.exp(noisy[:, 0]) * 300.0)
 
 
+def test_counted_parts_read_out_the_cells_their_counts_say(rng):
+    parts = np.repeat([0, 1, 2], [10, 14, 6])
+    t = EnergyParts(parts.tolist(), scale=0.1, counts=True)
+    x = rng.exponential(2.0, (30, 30)) * (rng.random((30, 30)) < 0.5)
+    x[x < 0.1] = 0
+    energy = np.full((30, 1), 300.0)
+    y = t.forward(x, energy)
+    assert y.shape == (30, 3 + 3 + 30) and t.n_coordinates == 6
+    np.testing.assert_allclose(t.inverse(y, energy), x, rtol=1e-9, atol=1e-12)
+    # Cells drawn anyhow, counts drawn anyhow: each part reads out its count (at most its
+    # cells), its largest cells, holding its energy but for cells lifted to the threshold.
+    noisy = y + rng.normal(0, 1.0, y.shape)
+    noisy[:, 3:6] = np.log1p(rng.integers(0, 16, (30, 3)) + rng.uniform(-0.4, 0.4, (30, 3)))
+    in_torch = t.inverse(torch.as_tensor(noisy), torch.as_tensor(energy)).numpy()
+    for cells in (t.inverse(noisy, energy), in_torch):
+        wanted_n = np.minimum(np.round(np.expm1(noisy[:, 3:6])), [10, 14, 6])
+        read = np.stack([(cells[:, parts == k] > 0).sum(1) for k in range(3)], 1)
+        np.testing.assert_array_equal(read, wanted_n)
+        assert ((cells == 0) | (cells >= 0.1 * (1 - 1e-12))).all()
+        for k in range(3):
+            mine, coords = cells[:, parts == k], noisy[:, 6:][:, parts == k]
+            smallest_read = np.where(mine > 0, coords, np.inf).min(1)
+            largest_left = np.where(mine == 0, coords, -np.inf).max(1)
+            assert (smallest_read >= largest_left).all()
+        held, wanted = t.part_energies(cells), t.energies(noisy, energy)
+        some = read > 0
+        assert (held[some] >= wanted[some] * (1 - 1e-9)).all()
+        assert (held[some] <= wanted[some] + 0.1 * read[some] + 1e-9).all()
+
+
 def test_empty_cells_as_each_treatment_learns_them():
     detector = load_detector("lhcb-ecal")
     showers = np.zeros((50, 900))

@@ -528,6 +528,12 @@ class EnergyParts(Transform):
     ``parts``: the part (0 … K−1) of every cell. ``scale``: the threshold; for a detector without
     one, ``fit`` takes the 1st percentile of the non-zero cells, below which the inverse reads 0.
 
+    ``counts``: K more energy coordinates after the fractions, ln(1 + n_k), n_k the cells of part
+    k read out, so that a model draws how many cells each part reads out with its energy. The
+    inverse then reads out exactly the n_k largest cells of each part (rounded, at most the
+    part's cells), every coordinate of the part raised alike where fewer reach the read-out
+    edge: a shower's occupancy follows its drawn breakdown, not each cell's law on its own.
+
     Example:
         >>> t = EnergyParts(parts=[0, 1, 1], scale=0.1)
         >>> x = np.array([[3.0, 1.0, 0.05]])
@@ -546,6 +552,7 @@ class EnergyParts(Transform):
         scale: float | None = None,
         floor: float = 1e-3,
         alpha: float = 1e-6,
+        counts: bool = False,
     ):
         self.parts = [int(p) for p in parts]
         self.n_parts = max(self.parts) + 1
@@ -553,6 +560,12 @@ class EnergyParts(Transform):
             raise CaloforgeError("energy parts must be numbered 0 … K−1, each with a cell")
         self.scale = None if scale is None else float(scale)
         self.floor, self.alpha = float(floor), float(alpha)
+        self.counts = bool(counts)
+
+    @property
+    def n_coordinates(self) -> int:
+        """The energy coordinates before the cells': K, or 2K with ``counts``."""
+        return 2 * self.n_parts if self.counts else self.n_parts
 
     def fit(self, x, energy=None):
         if self.scale is None:
@@ -581,6 +594,9 @@ class EnergyParts(Transform):
             xp.log(u + self.alpha) - xp.log(1 - u + self.alpha),
             xp.log(x / self.scale + self.floor),
         ]
+        if self.counts:
+            read = (x >= self.scale) * _const(1.0, x)
+            coordinates.insert(2, xp.log(1 + read @ self._membership(x)))
         return np.concatenate(coordinates, 1) if xp is np else xp.cat(coordinates, 1)
 
     def energies(self, y, energy):
@@ -599,17 +615,59 @@ class EnergyParts(Transform):
     def inverse(self, y, energy=None):
         xp = _ns(y)
         k = self.n_parts
-        cells = self.scale * (xp.exp(y[:, k:]) - self.floor)
-        read = cells >= self.scale
-        cells = cells * read
         membership = self._membership(y)
+        cells = y[:, self.n_coordinates :]
+        if self.counts:
+            cells, read = self._read_counted(cells, y[:, k : 2 * k], membership)
+            cells = self.scale * (xp.exp(cells) - self.floor) * read
+        else:
+            cells = self.scale * (xp.exp(cells) - self.floor)
+            read = cells >= self.scale
+            cells = cells * read
         kept = cells @ membership
         wanted = self.energies(y, energy)
         factor = xp.where(kept > 0, wanted / (kept + 1e-30), 1.0 + 0 * kept)
         return xp.where(read, (cells * (factor @ membership.T)).clip(self.scale, None), cells)
 
+    def _read_counted(self, y, counts, membership):
+        """(cells' coordinates raised part by part, which are read out): each part's n_k largest,
+        n_k = round(e^count − 1) clipped to the part's cells; where the n_k-th lies below the
+        read-out edge, the part's coordinates rise by the difference. A sort of each part's
+        cells padded to the largest part (one gather, exportable to ONNX)."""
+        xp = _ns(y)
+        size = np.bincount(self.parts)
+        n = xp.minimum((xp.exp(counts) - 1).round().clip(0, None), _const(size, counts))
+        gather = np.full((self.n_parts, size.max()), len(self.parts))
+        order = np.empty(len(self.parts))
+        for part in range(self.n_parts):
+            cells = np.flatnonzero(np.asarray(self.parts) == part)
+            gather[part, : len(cells)] = cells
+            order[cells] = np.arange(len(cells))
+        key = y - _const(1e-6 * order, y)  # equal cells (the empty) ranked by their place
+        lowest = y[:, :1] * 0 - 1e30  # a padding slot, below every cell
+        padded = (np.concatenate if xp is np else xp.cat)([key, lowest], 1)[:, gather.ravel()]
+        padded = padded.reshape(-1, self.n_parts, int(size.max()))  # no len(y): ONNX traces it
+        if xp is np:
+            ordered = -np.sort(-padded, axis=2)
+            index = (n - 1).clip(0, None).astype(np.int64)[:, :, None]
+            nth = np.take_along_axis(ordered, index, axis=2)[:, :, 0]
+        else:
+            ordered = xp.sort(padded, dim=2, descending=True).values
+            index = (n - 1).clamp_min(0).long()[:, :, None]
+            nth = xp.gather(ordered, 2, index)[:, :, 0]
+        edge = math.log1p(self.floor)
+        raise_by = (edge - nth).clip(0, None) * (n > 0)
+        read = (key >= nth @ membership.T) & (n @ membership.T > 0)
+        return y + raise_by @ membership.T, read
+
     def params(self):
-        return {"parts": self.parts, "scale": self.scale, "floor": self.floor, "alpha": self.alpha}
+        return {
+            "parts": self.parts,
+            "scale": self.scale,
+            "floor": self.floor,
+            "alpha": self.alpha,
+            "counts": self.counts,
+        }
 
 
 class SpiralUnroll(Transform):

@@ -416,10 +416,10 @@ class _ShowerFlow(GenerativeModel):
     @property
     def energy_coordinates(self) -> int:
         """How many coordinates the energy breakdown takes before the cells': 1 (the response,
-        ``LogShares``) or one per part (``EnergyParts``)."""
+        ``LogShares``) or one per part, and one more per part with its count (``EnergyParts``)."""
         first = self.shower_transform
         first = first.steps[0] if isinstance(first, Chain) else first
-        return first.n_parts if isinstance(first, EnergyParts) else 1
+        return first.n_coordinates if isinstance(first, EnergyParts) else 1
 
     def teacher_sample(self, noise: torch.Tensor, conditions: torch.Tensor, steps: int):
         """A teacher's transformed showers integrated with ``steps`` steps (what a student
@@ -547,7 +547,7 @@ class _ShowerFlow(GenerativeModel):
         steps = transform.steps if isinstance(transform, Chain) else [transform]
         if not isinstance(steps[0], EnergyParts):
             return None
-        k = steps[0].n_parts
+        k = steps[0].n_coordinates
         y = np.concatenate(
             [np.zeros(k), np.full(self.detector.n_cells, math.log1p(steps[0].floor))]
         )
