@@ -21,6 +21,7 @@ import torch
 from safetensors.numpy import load_file
 
 from caloforge.data.showerfile import ShowerFile
+from caloforge.errors import CaloforgeError
 from caloforge.models import FAMILIES, load_model
 from caloforge.stopping import REQUEUE, Stopped
 from caloforge.training.loop import TrainingSettings, train
@@ -94,6 +95,8 @@ def test_sigterm_between_checkpoints_then_resume_is_exact(family, data, teacher,
         train(family, path, cut, settings=settings, model_options=options, progress=terminate)
     assert stop.value.exit_status == REQUEUE
     assert load_file(cut / "checkpoints/last.safetensors")  # written between checkpoints
+    with pytest.raises(CaloforgeError, match="has not ended"):
+        load_model(cut)  # the directory's weights are still the initial ones
     result = train(family, path, cut, resume=True)
     assert result.complete and result.step == settings.steps
     _assert_same_tensors(

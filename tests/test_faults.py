@@ -316,7 +316,7 @@ def test_a_lost_rank_ends_the_job_in_one_line_and_resume_finishes_it(tmp_path):
         *option_args(TINY["wgan-gp-atlas"]),
     ]  # fmt: skip
     tag = f"CALOFORGE_TEST_RUN={tmp_path.name}"
-    env = {**os.environ, tag.split("=")[0]: tag.split("=")[1]}
+    env = {**os.environ, tag.split("=")[0]: tag.split("=")[1], "TMPDIR": str(tmp_path)}
     run = subprocess.Popen(
         [*args, "--out", str(out), "--nproc", "2"], stderr=subprocess.PIPE, text=True, env=env
     )
@@ -331,6 +331,8 @@ def test_a_lost_rank_ends_the_job_in_one_line_and_resume_finishes_it(tmp_path):
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"rank 1 (pid {pid}) ended by SIGKILL" in errors[0], err
     assert "Traceback" not in err
+    report = errors[0].rpartition("torchrun's report: ")[2].rstrip(")")
+    assert Path(report).parent == tmp_path and "Root Cause" in Path(report).read_text()
     resumed = subprocess.run(
         [*args, "--out", str(out), "--resume", "--nproc", "2"], capture_output=True, text=True
     )
@@ -460,7 +462,11 @@ def test_a_lost_machine_ends_both_in_one_line_each(tmp_path):
     ]  # fmt: skip
     nodes = []
     for rank in (0, 1):
-        env = {**os.environ, "CALOFORGE_TEST_NODE": f"{tmp_path.name}-{rank}"}
+        env = {
+            **os.environ,
+            "CALOFORGE_TEST_NODE": f"{tmp_path.name}-{rank}",
+            "TMPDIR": str(tmp_path),
+        }
         command = [*base, "--node-rank", str(rank)]
         nodes.append(subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env))
     _wait_for(lambda: (tmp_path / "m" / "checkpoints" / "last.safetensors").exists())

@@ -148,9 +148,17 @@ def resolve_model(name_or_dir: str | Path) -> Path:
 
 @checked
 def load_model(name_or_dir: str | Path):
-    """A trained model from its directory or a pretrained model's name."""
+    """A trained model from its directory or a pretrained model's name; not a training still
+    running or stopped by a signal, whose directory holds the initial weights until it ends."""
     from caloforge.models.base import read_config
+    from caloforge.training.loop import LAST, LOG
 
     directory = resolve_model(name_or_dir)
+    begun = (directory / LOG).exists() or (directory / LAST).exists()
+    if begun and not (directory / "metrics.json").exists():
+        raise CaloforgeError(
+            f"{directory} is a training that has not ended: its weights are the initial ones "
+            "until it does (continue it with caloforge train --resume)"
+        )
     config = read_config(directory)
     return get_family(config.family).load(directory)
