@@ -42,6 +42,7 @@ __all__ = [
     "SpiralUnroll",
     "Standardize",
     "Transform",
+    "part_slots",
     "transform_from_state",
 ]
 
@@ -511,6 +512,21 @@ class LogShares(Transform):
         )
 
 
+def part_slots(parts) -> tuple[np.ndarray, np.ndarray]:
+    """Each part's cells in a row padded to the largest part: (K, largest) cell indices, a
+    padding slot holding len(parts) (an appended cell), and each cell's slot in that table
+    flattened, part × largest + its place in its part."""
+    parts = np.asarray(parts)
+    n_parts, size = int(parts.max()) + 1, int(np.bincount(parts).max())
+    gather = np.full((n_parts, size), len(parts))
+    position = np.empty(len(parts), dtype=np.int64)
+    for part in range(n_parts):
+        cells = np.flatnonzero(parts == part)
+        gather[part, : len(cells)] = cells
+        position[cells] = part * size + np.arange(len(cells))
+    return gather, position
+
+
 class EnergyParts(Transform):
     """(N, cells) → (N, K + cells): the energy breakdown over K parts of the cells, then the cells.
 
@@ -561,6 +577,7 @@ class EnergyParts(Transform):
         self.scale = None if scale is None else float(scale)
         self.floor, self.alpha = float(floor), float(alpha)
         self.counts = bool(counts)
+        self._slots = part_slots(self.parts)
 
     @property
     def n_coordinates(self) -> int:
@@ -635,18 +652,15 @@ class EnergyParts(Transform):
         read-out edge, the part's coordinates rise by the difference. A sort of each part's
         cells padded to the largest part (one gather, exportable to ONNX)."""
         xp = _ns(y)
-        size = np.bincount(self.parts)
-        n = xp.minimum((xp.exp(counts) - 1).round().clip(0, None), _const(size, counts))
-        gather = np.full((self.n_parts, size.max()), len(self.parts))
-        order = np.empty(len(self.parts))
-        for part in range(self.n_parts):
-            cells = np.flatnonzero(np.asarray(self.parts) == part)
-            gather[part, : len(cells)] = cells
-            order[cells] = np.arange(len(cells))
-        key = y - _const(1e-6 * order, y)  # equal cells (the empty) ranked by their place
+        gather, position = self._slots
+        size = gather.shape[1]
+        n = xp.minimum(
+            (xp.exp(counts) - 1).round().clip(0, None), _const(np.bincount(self.parts), counts)
+        )
+        key = y - _const(1e-6 * (position % size), y)  # equal cells (the empty) by their place
         lowest = y[:, :1] * 0 - 1e30  # a padding slot, below every cell
         padded = (np.concatenate if xp is np else xp.cat)([key, lowest], 1)[:, gather.ravel()]
-        padded = padded.reshape(-1, self.n_parts, int(size.max()))  # no len(y): ONNX traces it
+        padded = padded.reshape(-1, self.n_parts, size)  # no len(y): ONNX traces it
         if xp is np:
             ordered = -np.sort(-padded, axis=2)
             index = (n - 1).clip(0, None).astype(np.int64)[:, :, None]

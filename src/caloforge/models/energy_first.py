@@ -63,7 +63,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from caloforge.data.transforms import Chain, EnergyParts, Standardize, Transform
+from caloforge.data.transforms import Chain, EnergyParts, Standardize, Transform, part_slots
 from caloforge.detectors import detector_from_yaml
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.observables import RING_EDGES
@@ -212,14 +212,8 @@ class PartTransformer(nn.Module):
             raise CaloforgeError(
                 f"the shape field's width {width} is not a multiple of {heads} heads"
             )
-        n_parts = int(parts.max()) + 1
-        size = int(np.bincount(parts).max())
-        gather = np.full((n_parts, size), len(parts))  # a padding slot reads an appended zero
-        position = np.empty(len(parts), dtype=np.int64)
-        for part in range(n_parts):
-            cells = np.flatnonzero(parts == part)
-            gather[part, : len(cells)] = cells
-            position[cells] = part * size + np.arange(len(cells))
+        gather, position = part_slots(parts)  # a padding slot reads an appended zero
+        n_parts, size = gather.shape
         self.register_buffer("gather", torch.from_numpy(gather), persistent=False)
         self.register_buffer("position", torch.from_numpy(position), persistent=False)
         self.register_buffer("frequencies", time_frequencies(), persistent=False)
