@@ -12,6 +12,7 @@ from caloforge.evaluation.classifier import (
     PROTOCOL,
     QUICK,
     ClassifierResult,
+    boosted_auc,
     classifier_auc,
     low_level_inputs,
 )
@@ -49,6 +50,14 @@ def test_auc_below_one_half_is_reported_raw(rng):
         for seed in range(8)
     ]
     assert min(aucs) < 0.5 < max(aucs)
+
+
+def test_boosted_trees_ignore_cells_never_read_out(rng):
+    ref, gen = rng.gamma(1.0, 1.0, size=(2, 400, 6))
+    gen[:, 0] *= 3.0
+    empty = np.zeros((400, 3))
+    wider = [np.concatenate([empty[:, :1], x, empty[:, 1:]], axis=1) for x in (ref, gen)]
+    assert boosted_auc(*wider, seed=1) == boosted_auc(ref, gen, seed=1) > 0.6
 
 
 def test_same_seed_same_result_other_seed_other_result(rng):

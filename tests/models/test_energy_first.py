@@ -48,6 +48,29 @@ def test_a_multi_layer_detectors_parts_are_its_layers(name):
     np.testing.assert_array_equal(partition(detector), detector.cell_layer)
 
 
+@pytest.mark.parametrize("name", builtin_detectors())
+def test_rings_within_layers_refine_the_layers(name):
+    from caloforge.detectors import CartesianBinning
+
+    detector = load_detector(name)
+    layers = detector.readout_layers
+    if not all(isinstance(layer.readout, CartesianBinning) for layer in layers):
+        with pytest.raises(CaloforgeError, match="is not cartesian"):
+            partition(detector, layer_rings=True)
+        return
+    parts = partition(detector, layer_rings=True)
+    if len(layers) == 1:
+        np.testing.assert_array_equal(parts, partition(detector))
+    first = np.unique(parts, return_index=True)[1]
+    layer_of_part = detector.cell_layer[first]
+    assert (np.diff(layer_of_part) >= 0).all()  # numbered in layer order
+    np.testing.assert_array_equal(layer_of_part[parts], detector.cell_layer)  # none spans two
+    for layer, offset in zip(layers, detector.layer_offsets, strict=False):
+        ny, nx = layer.readout.shape
+        middle = offset + (ny - 1) // 2 * nx + (nx - 1) // 2
+        assert (parts == parts[middle]).sum() == 1  # the innermost ring is the middle cell
+
+
 def test_rings_lie_around_the_middle_cell():
     assigned = partition(load_detector("lhcb-ecal")).reshape(30, 30)
     assert assigned[14, 14] == 0 and (assigned == 0).sum() == 1
@@ -184,18 +207,22 @@ def test_training_lowers_both_losses(lhcb_like):
 
 @pytest.mark.parametrize("shape_field", ["mlp", "parts"])
 @pytest.mark.parametrize(
-    ("writer", "parts"),
+    ("writer", "options", "parts"),
     [
-        (lambda p: write_atlas_like(p, 300, seed=1), 4),
-        (lambda p: write_lcd_like(p, 100, seed=1), 25),
-        (lambda p: write_lhcb_like(p, 300, seed=2), 5),
+        (lambda p: write_atlas_like(p, 300, seed=1), {}, 4),
+        (lambda p: write_atlas_like(p, 300, seed=1), {"layer_rings": True}, 14),
+        (lambda p: write_lcd_like(p, 100, seed=1), {}, 25),
+        (lambda p: write_lcd_like(p, 100, seed=1), {"layer_rings": True}, 125),
+        (lambda p: write_lhcb_like(p, 300, seed=2), {}, 5),
     ],
-    ids=["atlas-like", "lcd-ecal", "lhcb-ecal"],
+    ids=["atlas-like", "atlas-like-rings", "lcd-ecal", "lcd-ecal-rings", "lhcb-ecal"],
 )
-def test_the_same_code_trains_on_every_kind_of_readout(writer, parts, shape_field, tmp_path):
+def test_the_same_code_trains_on_every_kind_of_readout(
+    writer, options, parts, shape_field, tmp_path
+):
     data = writer(tmp_path / "data.h5")
     settings = TrainingSettings(steps=2, batch_size=16, checkpoint_every=2, eval_every=2)
-    options = {**TINY, "shape_field": shape_field}
+    options = {**TINY, **options, "shape_field": shape_field}
     train("energy-first", data, tmp_path / "m", settings=settings, model_options=options)
     model = load_model(tmp_path / "m")
     assert model.energy_coordinates == parts
@@ -203,6 +230,9 @@ def test_the_same_code_trains_on_every_kind_of_readout(writer, parts, shape_fiel
     showers = model.sample(sample.conditions, torch.Generator().manual_seed(0))
     assert showers.shape == sample.showers.shape and np.isfinite(showers).all()
     assert (showers > 0).any()
+    if shape_field == "parts":  # a token per layer, whatever the breakdown's parts
+        field = getattr(model.shape, "field", model.shape)  # inside each cell's own path or not
+        assert field.gather.shape[0] == partition(model.detector).max() + 1
 
 
 @pytest.mark.parametrize("name", builtin_detectors())

@@ -341,37 +341,50 @@ def centroids(showers: np.ndarray, detector) -> np.ndarray:
     return np.where(empty[:, None], np.nan, np.column_stack([column, row]))
 
 
-def partition(detector, rings: Sequence[float] = RING_EDGES) -> np.ndarray:
+def partition(
+    detector, rings: Sequence[float] = RING_EDGES, *, layer_rings: bool = False
+) -> np.ndarray:
     """(n_cells,) the part of every cell, for a model that draws the energy breakdown first
-    (``EnergyParts``): the readout layers of a multi-layer detector; rings of a one-layer
-    cartesian readout around its middle cell (the cell a centred model puts the shower axis
-    in), cut at the distances ``rings`` in cells (by default the evaluation's rings around the
-    centroid), the rings the readout does not reach dropped.
+    (``EnergyParts``): the readout layers of a multi-layer detector, or with ``layer_rings``
+    the rings within each of them; rings of a one-layer readout. A ring is cut around its
+    layer's middle cell (the cell a centred model puts the shower axis in) at the distances
+    ``rings`` in that layer's cells (by default the evaluation's rings around the centroid);
+    the rings a layer does not reach are dropped.
 
     Example:
         >>> from caloforge.detectors import load_detector
         >>> np.bincount(partition(load_detector("lhcb-ecal")))  # cells per ring
         array([  1,  24,  84,  84, 707])
+        >>> np.bincount(partition(load_detector("atlas-like"), layer_rings=True))
+        array([  1,  14,   6,   1,  14,  18,  12, 123,   1,  24,  24,   1,  19,
+                 8])
     """
-    from caloforge.detectors import CartesianBinning
-
     layers = detector.readout_layers
-    if len(layers) > 1:
+    if len(layers) > 1 and not layer_rings:
         return detector.cell_layer.copy()
-    readout = layers[0].readout
-    if not isinstance(readout, CartesianBinning):
-        raise CaloforgeError(
-            f"no energy parts can be derived for {detector.name}: its one readout layer is not "
-            "cartesian (rings need cells in rows and columns)"
-        )
     edges = np.asarray(rings, dtype=np.float64)
     if len(edges) == 0 or (edges <= 0).any() or (np.diff(edges) <= 0).any():
         raise CaloforgeError(f"ring edges must be positive and increasing, not {tuple(rings)}")
+    parts = np.concatenate(
+        [i * (len(edges) + 1) + _rings(detector, layer, edges) for i, layer in enumerate(layers)]
+    )
+    return np.searchsorted(np.unique(parts), parts)
+
+
+def _rings(detector, layer, edges: np.ndarray) -> np.ndarray:
+    """The ring of each of a layer's cells around its middle cell, cut at ``edges`` cells."""
+    from caloforge.detectors import CartesianBinning
+
+    readout = layer.readout
+    if not isinstance(readout, CartesianBinning):
+        raise CaloforgeError(
+            f"no energy parts can be derived for {detector.name}: its readout layer "
+            f"{layer.name} is not cartesian (rings need cells in rows and columns)"
+        )
     ny, nx = readout.shape
     rows, cols = np.mgrid[:ny, :nx]
     r = np.hypot(cols - (nx - 1) // 2, rows - (ny - 1) // 2).ravel()
-    parts = np.searchsorted(edges, r, side="right")
-    return np.searchsorted(np.unique(parts), parts)
+    return np.searchsorted(edges, r, side="right")
 
 
 def _axis_features(conditions, names: Sequence[str]):

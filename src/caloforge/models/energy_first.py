@@ -1,9 +1,9 @@
 """Energy first, then shape: a flow-matching model of the energy breakdown and one of the cells.
 
-``energy-first`` parts a detector's cells (``common.partition``: its layers, or rings around the
-shower axis of a one-layer readout) and draws a shower in two stages, as the leaders of the
-CaloChallenge do (CaloFlow's flows I and II, arXiv:2106.05285 and 2110.11377; CaloINN,
-arXiv:2312.09290; CaloDREAM's energy and shape networks, arXiv:2405.09629):
+``energy-first`` parts a detector's cells (``common.partition``: its layers, rings within them,
+or rings around the shower axis of a one-layer readout) and draws a shower in two stages, as the
+leaders of the CaloChallenge do (CaloFlow's flows I and II, arXiv:2106.05285 and 2110.11377;
+CaloINN, arXiv:2312.09290; CaloDREAM's energy and shape networks, arXiv:2405.09629):
 
 1. a small velocity field draws the energy breakdown given the conditions, in CaloINN's
    energy-fraction coordinates (ln E_sum/E_inc, then each part's fraction of what the parts
@@ -47,6 +47,11 @@ Departures, and why:
   that many of each part's largest cells: each cell's map sets each cell's occupancy over all
   showers, not together with the shower's energy: on lcd-ecal the number of cells read out
   came out with half Geant4's spread, and drawing it halved FPD (docs/lcd-ecal.md);
+- ``layer_rings`` cuts each layer into rings around the axis as well, so that the breakdown
+  holds the radial profile too, where the leaders' parts of a multi-layer detector are its
+  layers: on lcd-ecal the shape field put the core's energy into the halo. Off by default: in
+  one chain of 125 shares an error moves energy into every part after it, and on lcd-ecal the
+  first and last layers came out 4.5× and 0.1× Geant4's (docs/lcd-ecal.md);
 - rings around the axis for a one-layer readout, where the leaders' parts are layers: nobody has
   published a single-layer ECAL this way; SuperCalo's coarse super-cells (arXiv:2308.11700) are
   the nearest.
@@ -91,6 +96,11 @@ class EnergyFirstConfig(_FlowConfig):
     calibration: int = Field(default=32, ge=0, description=CALIBRATION)
     rings: tuple[float, ...] = Field(
         default=RING_EDGES, description="ring edges in cells, parts of a one-layer readout"
+    )
+    layer_rings: bool = Field(
+        default=False,
+        description="the breakdown's parts are the rings within each layer of a multi-layer "
+        "detector, not the layers (the parts' transformer keeps a token per layer)",
     )
     floor: float = Field(
         default=1e-3, gt=0, lt=1, description="a cell is ln(cell / threshold + floor)"
@@ -150,7 +160,7 @@ class EnergyFirst(_ShowerFlow):
         _, conditions = super().default_transforms(config)
         detector = detector_from_yaml(config.detector)
         threshold = detector.threshold if detector.threshold > 0 else None
-        parts = partition(detector, config.rings).tolist()
+        parts = partition(detector, config.rings, layer_rings=config.layer_rings).tolist()
         first = EnergyParts(parts, threshold, config.floor, counts=config.counts)
         return Chain([first, Standardize()]), conditions
 
