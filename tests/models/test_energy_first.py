@@ -98,10 +98,11 @@ def test_ring_edges_must_increase():
         EnergyFirst.default_transforms(cfg)
 
 
-def test_coordinates_invert_and_hold_each_parts_energy(rng):
+@pytest.mark.parametrize("groups", [None, [0, 0, 1, 1], [0, 1, 1, 2]])
+def test_coordinates_invert_and_hold_each_parts_energy(rng, groups):
     parts = rng.integers(0, 4, 40)
     parts[:4] = [0, 1, 2, 3]
-    t = EnergyParts(parts.tolist(), scale=0.1)
+    t = EnergyParts(parts.tolist(), scale=0.1, groups=groups)
     x = rng.exponential(2.0, (20, 40)) * (rng.random((20, 40)) < 0.5)
     x[x < 0.1] = 0
     energy = np.full((20, 1), 300.0)
@@ -122,6 +123,26 @@ def test_coordinates_invert_and_hold_each_parts_energy(rng):
     assert (held[occupied] >= wanted[occupied] * (1 - 1e-9)).all()
     assert (held[occupied] <= wanted[occupied] + lifted[occupied] + 1e-9).all()
     np.testing.assert_allclose(wanted.sum(1), np.exp(noisy[:, 0]) * 300.0)
+
+
+def test_a_share_within_a_group_moves_energy_within_that_group_only(rng):
+    parts = np.repeat(np.arange(6), 5)
+    x = rng.exponential(2.0, (10, 30)) + 0.1
+    energy = np.full((10, 1), 300.0)
+    for groups, moved in (([0, 0, 0, 1, 1, 1], [0, 1, 2]), (None, [0, 1, 2, 3, 4, 5])):
+        t = EnergyParts(parts.tolist(), scale=0.1, groups=groups)
+        y = t.forward(x, energy)
+        np.testing.assert_allclose(t.energies(y, energy), t.part_energies(x), rtol=1e-9)
+        shifted = y.copy()
+        shifted[:, 1] += 1.0  # part 0's share: of its group's energy, or of every part's
+        changed = ~np.isclose(t.energies(shifted, energy), t.energies(y, energy), rtol=1e-12)
+        assert sorted(np.flatnonzero(changed.any(0))) == moved
+
+
+@pytest.mark.parametrize("groups", [[0, 1], [1, 1, 2], [0, 2, 2], [0, 1, 0]])
+def test_energy_groups_must_number_the_parts_in_order(groups):
+    with pytest.raises(CaloforgeError, match="one per part, numbered 0"):
+        EnergyParts([0, 1, 2], groups=groups)
 
 
 def test_counted_parts_read_out_the_cells_their_counts_say(rng):

@@ -544,6 +544,13 @@ class EnergyParts(Transform):
     ``parts``: the part (0 … K−1) of every cell. ``scale``: the threshold; for a detector without
     one, ``fit`` takes the 1st percentile of the non-zero cells, below which the inverse reads 0.
 
+    ``groups``: the group of each part (parts numbered group by group), for a breakdown in two
+    levels: a chain over the groups' energies, and within each group a chain over its parts'
+    shares of that group's energy, so that an error in one share moves energy within its group
+    only. The last part of a group holds the group's share of what the groups after it hold
+    (the last group's last part, nothing: it holds the rest); the other parts hold their share
+    within the group. K − 1 fractions all the same; without ``groups``, one chain over the parts.
+
     ``counts``: K more energy coordinates after the fractions, ln(1 + n_k), n_k the cells of part
     k read out, so that a model draws how many cells each part reads out with its energy. The
     inverse then reads out exactly the n_k largest cells of each part (rounded, at most the
@@ -569,11 +576,18 @@ class EnergyParts(Transform):
         floor: float = 1e-3,
         alpha: float = 1e-6,
         counts: bool = False,
+        groups: list[int] | None = None,
     ):
         self.parts = [int(p) for p in parts]
         self.n_parts = max(self.parts) + 1
         if sorted(set(self.parts)) != list(range(self.n_parts)):
             raise CaloforgeError("energy parts must be numbered 0 … K−1, each with a cell")
+        self.groups = None if groups is None else [int(g) for g in groups]
+        group = np.zeros(self.n_parts, dtype=np.int64) if groups is None else np.asarray(groups)
+        if len(group) != self.n_parts or group[0] != 0 or not np.isin(np.diff(group), (0, 1)).all():
+            raise CaloforgeError("energy groups must be one per part, numbered 0 … in part order")
+        self._group = group
+        self._last = np.append(group[1:] != group[:-1], True)  # the last part of its group
         self.scale = None if scale is None else float(scale)
         self.floor, self.alpha = float(floor), float(alpha)
         self.counts = bool(counts)
@@ -604,8 +618,17 @@ class EnergyParts(Transform):
         xp = _ns(x)
         e = self.part_energies(x)
         total = e.sum(1)[:, None].clip(EMPTY_TOTAL, None)
-        above = total - (xp.cumsum(e, 1) - e)  # Σ_{j≥k} E_j
-        u = (e[:, :-1] / above[:, :-1].clip(EMPTY_TOTAL, None)).clip(0, 1)
+        grouping = _const(np.eye(self._group[-1] + 1)[self._group], x)  # (K, G)
+        eg = e @ grouping
+        above_group = total - (xp.cumsum(eg, 1) - eg)  # Σ_{h≥g} E_h
+        before = xp.cumsum(e, 1) - e - (xp.cumsum(eg, 1) - eg) @ grouping.T  # within the group
+        above = eg @ grouping.T - before  # Σ_{j≥k} E_j over k's group
+        share = xp.where(
+            _const(self._last, x) > 0,
+            (eg / above_group.clip(EMPTY_TOTAL, None)) @ grouping.T,
+            e / above.clip(EMPTY_TOTAL, None),
+        )
+        u = share[:, :-1].clip(0, 1)
         coordinates = [
             xp.log(total / EnergyFraction._energy(energy)),
             xp.log(u + self.alpha) - xp.log(1 - u + self.alpha),
@@ -623,10 +646,15 @@ class EnergyParts(Transform):
         rest = xp.exp(y[:, :1]) * EnergyFraction._energy(energy)
         u = (1 / (1 + xp.exp(-y[:, 1:k])) * (1 + 2 * self.alpha) - self.alpha).clip(0, 1)
         columns = []
-        for i in range(k - 1):
-            columns.append(u[:, i : i + 1] * rest)
-            rest = rest - columns[-1]
-        columns.append(rest)
+        first = 0
+        for last in np.flatnonzero(self._last):
+            group = rest if last == k - 1 else u[:, last : last + 1] * rest
+            rest = rest - group
+            for i in range(first, last):
+                columns.append(u[:, i : i + 1] * group)
+                group = group - columns[-1]
+            columns.append(group)
+            first = last + 1
         return np.concatenate(columns, 1) if xp is np else xp.cat(columns, 1)
 
     def inverse(self, y, energy=None):
@@ -681,6 +709,7 @@ class EnergyParts(Transform):
             "floor": self.floor,
             "alpha": self.alpha,
             "counts": self.counts,
+            "groups": self.groups,
         }
 
 

@@ -49,7 +49,8 @@ Departures, and why:
   came out with half Geant4's spread, and drawing it halved FPD (docs/lcd-ecal.md);
 - ``layer_rings`` cuts each layer into rings around the axis as well, so that the breakdown
   holds the radial profile too, where the leaders' parts of a multi-layer detector are its
-  layers: on lcd-ecal the shape field put the core's energy into the halo. Off by default: in
+  layers: on lcd-ecal the shape field put the core's energy into the halo. Off by default, and
+  its shares in two levels (``chain``, a chain over the layers, then one within each layer): in
   one chain of 125 shares an error moves energy into every part after it, and on lcd-ecal the
   first and last layers came out 4.5× and 0.1× Geant4's (docs/lcd-ecal.md);
 - rings around the axis for a one-layer readout, where the leaders' parts are layers: nobody has
@@ -90,7 +91,10 @@ __all__ = ["EnergyFirst", "EnergyFirstConfig", "PartTransformer"]
 
 
 class EnergyFirstConfig(_FlowConfig):
-    older_files: ClassVar[dict[str, Any]] = _FlowConfig.older_files | {"skip": False}
+    older_files: ClassVar[dict[str, Any]] = _FlowConfig.older_files | {
+        "skip": False,
+        "chain": "parts",
+    }
     family: Literal["energy-first"] = "energy-first"
     empty: Literal["gap", "fixed", "band"] = Field(default="band", description=EMPTY)
     calibration: int = Field(default=32, ge=0, description=CALIBRATION)
@@ -101,6 +105,11 @@ class EnergyFirstConfig(_FlowConfig):
         default=False,
         description="the breakdown's parts are the rings within each layer of a multi-layer "
         "detector, not the layers (the parts' transformer keeps a token per layer)",
+    )
+    chain: Literal["layers", "parts"] = Field(
+        default="layers",
+        description="with layer_rings, the breakdown's shares: a chain over the layers and one "
+        "within each layer over its rings (``EnergyParts``' groups), or one chain over the parts",
     )
     floor: float = Field(
         default=1e-3, gt=0, lt=1, description="a cell is ln(cell / threshold + floor)"
@@ -160,8 +169,13 @@ class EnergyFirst(_ShowerFlow):
         _, conditions = super().default_transforms(config)
         detector = detector_from_yaml(config.detector)
         threshold = detector.threshold if detector.threshold > 0 else None
-        parts = partition(detector, config.rings, layer_rings=config.layer_rings).tolist()
-        first = EnergyParts(parts, threshold, config.floor, counts=config.counts)
+        parts = partition(detector, config.rings, layer_rings=config.layer_rings)
+        groups = None
+        if config.layer_rings and config.chain == "layers":
+            groups = detector.cell_layer[np.unique(parts, return_index=True)[1]].tolist()
+        first = EnergyParts(
+            parts.tolist(), threshold, config.floor, counts=config.counts, groups=groups
+        )
         return Chain([first, Standardize()]), conditions
 
     def generate_transformed(self, noise: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
