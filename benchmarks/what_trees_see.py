@@ -60,11 +60,11 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="*", help="layers whose cells get a row")
     args = parser.parse_args()
 
-    reference = ShowerFile(args.heldout)
+    reference, generated = ShowerFile(args.heldout), ShowerFile(args.generated)
     detector = reference.detector
-    n = min(args.n, len(reference), len(ShowerFile(args.generated)))
+    n = min(args.n, len(reference), len(generated))
     ref = reference.read(0, n).showers.astype(np.float64)
-    gen = ShowerFile(args.generated).read(0, n).showers.astype(np.float64)
+    gen = generated.read(0, n).showers.astype(np.float64)
     layer = detector.cell_layer
     part = partition(detector, layer_rings=True)
     chosen = args.layers if args.layers is not None else sorted({0, len(np.unique(layer)) // 2})
@@ -84,13 +84,16 @@ def main() -> None:
     most = int(np.bincount(layer[np.unique(part, return_index=True)[1]]).max())
     print("| layer | " + " | ".join(f"ring {j}" for j in range(most)) + " |")
     print("|---" * (most + 1) + "|")
+    ratio = {
+        key: made[key].mean(0) / np.maximum(geant4[key].mean(0), 1e-30)
+        for key in ("ring energies per layer", "ring cells read out per layer")
+    }  # one column per part, parts numbered in order
     for k in shown:
-        cells = []
-        for p in np.unique(part[layer == k]):
-            mask = part == p
-            energy = gen[:, mask].sum(1).mean() / max(ref[:, mask].sum(1).mean(), 1e-30)
-            hits = (gen[:, mask] > 0).sum(1).mean() / max((ref[:, mask] > 0).sum(1).mean(), 1e-30)
-            cells.append(f"{energy:.2f} / {hits:.2f}")
+        cells = [
+            f"{ratio['ring energies per layer'][p]:.2f} / "
+            f"{ratio['ring cells read out per layer'][p]:.2f}"
+            for p in np.unique(part[layer == k])
+        ]
         print(f"| {k} | " + " | ".join(cells) + " |")
 
 
