@@ -83,6 +83,44 @@ def test_breakdown_per_energy_point(tmp_path, cli):
     page = (tmp_path / "e" / "report.html").read_text()
     assert '<section id="breakdown">' in page and "Per value of energy" in page
     assert page.count("<tr><td>") >= 9
+    # The ATLAS validation, in every evaluation of atlas-like photons, sees the same per energy.
+    atlas = json.loads((tmp_path / "e" / "metrics.json").read_text())["atlas"]
+    assert atlas["energies"][0]["label"] == "E = 1.024 GeV" and len(atlas["energies"]) == 9
+    for row in atlas["energies"]:
+        assert row["resolution_ratio"] == pytest.approx(2, rel=0.3)
+        assert abs(row["response_relative_difference"]) < 0.05
+    assert atlas["worst_resolution_ratio"] > 1.5
+    assert '<section id="atlas">' in page and "atlas_energies.png" in page
+    assert (tmp_path / "e" / "atlas_energies.png").exists()
+
+
+def test_atlas_validation_of_a_sample_against_itself_and_a_scaled_copy(tmp_path):
+    from caloforge.evaluation import atlas
+    from caloforge.evaluation.evaluate import Sample, load_sample
+
+    path = write_atlas_like(tmp_path / "ref.h5", 450, seed=3)
+    detector, names = load_detector("atlas-like"), ("energy",)
+    ref = load_sample(path, None, threshold=0.0)
+    assert atlas.applies(detector, names) and not atlas.applies(detector, ("theta",))
+    same = atlas.measure(ref, ref, detector, names, 0.0, seed=0)
+    assert len(same["energies"]) == 9
+    assert same["worst_response_relative_difference"] == pytest.approx(0, abs=1e-12)
+    assert same["worst_resolution_ratio"] == pytest.approx(1)
+    assert same["worst_separation_power"]["value"] == pytest.approx(0, abs=1e-12)
+    # Twice the energy in the strips, the rest unchanged: the response rises by the strips'
+    # 10 % at every energy, the resolution does not move, and f1 is told apart.
+    cells = ref.showers.copy()
+    strips = slice(detector.layer_offsets[1], detector.layer_offsets[2])
+    cells[:, strips] *= 2
+    other = Sample(cells, ref.energy, ref.conditions)
+    out = atlas.measure(ref, other, detector, names, 0.0, seed=0)
+    assert out["worst_response_relative_difference"] == pytest.approx(0.1, rel=1e-3)
+    assert out["worst_resolution_ratio"] == pytest.approx(1, abs=1e-6)
+    assert out["worst_separation_power"]["value"] > 0.9
+    assert out["worst_separation_power"]["shape"] in {"f_strips", "f1", "f_middle"}
+    figures = atlas.summary(out)
+    assert figures["E_tot/E_inc, worst energy"] == pytest.approx(0.1, rel=1e-3)
+    assert len(figures) == 3
 
 
 def test_breakdown_needs_a_discrete_condition(tmp_path, cli):

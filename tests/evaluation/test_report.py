@@ -317,10 +317,12 @@ def test_image_layers_span_the_shower():
 @pytest.mark.parametrize(
     "module",
     [
+        "caloforge.evaluation.atlas_figures",
         "caloforge.evaluation.clic_figures",
         "caloforge.evaluation.nyu_figures",
         "caloforge.evaluation.report.plotting",
         "caloforge.evaluation.report",
+        "caloforge.evaluation.atlas",
         "caloforge.evaluation.clic",
         "caloforge.evaluation.nyu",
         "caloforge.evaluation.validations",

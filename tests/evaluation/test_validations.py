@@ -14,7 +14,7 @@ LHCB_CONDITIONS = ("px", "py", "pz", "x", "y")
 
 def test_keys_are_unique_and_clear_of_the_common_metrics():
     keys = [v.KEY for v in VALIDATIONS]
-    assert len(set(keys)) == len(keys) == 2
+    assert len(set(keys)) == len(keys) == 3
     assert not {"bins", "conditions", "by", "notes", "verdict"} & set(keys)
 
 

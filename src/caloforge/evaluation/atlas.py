@@ -21,15 +21,45 @@ enters, where ATLAS centres them on the hottest cell of the cluster: the same ce
 every photon at η 0.20–0.25. Mean η and φ in the strips and the middle are the general features
 ``centre_x_1``, ``centre_y_1``, ``centre_x_2`` and ``centre_y_2`` (mm; 38.3 mm is 0.025 in η,
 36.8 mm is 0.0245 in φ).
+
+**The ATLAS validation.** The ATLAS study (seed 001) judged its GAN and VAE per photon energy:
+the energy response and resolution at each of its energies ("GAN still about 15 % too large at
+worst case"), the shower shapes above against Geant4's, and energies left out of the training
+(interpolation). :func:`validation` measures, at each energy point of the reference (or in
+``ENERGY_BINS`` ranges of equal population when the energies are continuous): the mean
+E_tot/E_inc and σ/μ of both samples, and the separation power of every shower shape within
+that energy, on :func:`~caloforge.evaluation.evaluate.histogram_bins` bins of the energy's
+reference events. The common metrics pool all energies, where a shape that is right on average
+can be wrong at every energy; these do not.
+
+The module is a study validation (:class:`~caloforge.evaluation.validations.Validation`):
+``KEY``, ``TITLE`` and ``TEMPLATE`` name its entry in metrics.json and its section of the
+report, :func:`measure` runs :func:`validation` on two samples, and :func:`section` draws its
+figure (``atlas_figures``) and fills ``templates/atlas.html``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from caloforge.detectors import CartesianBinning, Detector
 
-__all__ = ["ATLAS_LAYERS", "atlas_shower_shapes", "e_ratio"]
+if TYPE_CHECKING:
+    from caloforge.evaluation.evaluate import Evaluation
+    from caloforge.evaluation.report.plotting import Labels
+
+__all__ = ["ATLAS_LAYERS", "applies", "atlas_shower_shapes", "e_ratio", "validation"]
+__all__ += ["KEY", "TEMPLATE", "TITLE", "measure", "section", "summary"]  # its Validation members
+
+KEY = "atlas"
+"""Its key in metrics.json and its section's id in the report."""
+TITLE = "ATLAS validation"
+TEMPLATE = "atlas.html"
+ENERGY_BINS = 4
+"""Ranges of equal reference population when the incident energies are not a few points."""
 
 ATLAS_LAYERS = ("presampler", "strips", "middle", "back")
 """The readout layers, by name, that make a detector ATLAS-like."""
@@ -102,3 +132,135 @@ def atlas_shower_shapes(showers: np.ndarray, detector: Detector) -> dict[str, np
     features["w_eta2"] = np.sqrt(np.clip(second - mean**2, 0, None))
     features["E_ratio"] = e_ratio(strips.sum(axis=1))
     return features
+
+
+def applies(detector: Detector, names: tuple[str, ...]) -> bool:
+    """Whether the detector is ATLAS-like (:data:`ATLAS_LAYERS`) and the data has its energy."""
+    return "energy" in names and _is_atlas_like(detector)
+
+
+def _worst(values: list[float], target: float) -> float:
+    """The value furthest from ``target`` (NaN when none is finite)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return max(finite, key=lambda v: abs(v - target)) if finite else float("nan")
+
+
+def validation(
+    ref_shapes: dict[str, np.ndarray],
+    gen_shapes: dict[str, np.ndarray],
+    ref_response: np.ndarray,
+    gen_response: np.ndarray,
+    bins: list[Any],
+) -> dict[str, Any]:
+    """The ATLAS validation of the module docstring, for metrics.json.
+
+    Arguments:
+        ref_shapes, gen_shapes: :func:`atlas_shower_shapes` of each sample's events.
+        ref_response, gen_response: E_tot/E_inc of each sample's events.
+        bins: the energy points or ranges, as
+            :class:`~caloforge.evaluation.conditions.ConditionBin` (masks of both samples).
+    """
+    from caloforge.evaluation.distances import separation_power
+    from caloforge.evaluation.evaluate import MIN_BIN_EVENTS, histogram_bins
+    from caloforge.evaluation.observables import response_and_resolution
+
+    rows = []
+    for b in bins:
+        n_ref, n_gen = int(b.ref.sum()), int(b.gen.sum())
+        row: dict[str, Any] = {"label": b.label, "n_ref": n_ref, "n_gen": n_gen}
+        if min(n_ref, n_gen) >= MIN_BIN_EVENTS:
+            row["response_ref"], row["resolution_ref"] = response_and_resolution(
+                ref_response[b.ref]
+            )
+            row["response_gen"], row["resolution_gen"] = response_and_resolution(
+                gen_response[b.gen]
+            )
+            row["response_relative_difference"] = row["response_gen"] / row["response_ref"] - 1
+            row["resolution_ratio"] = row["resolution_gen"] / row["resolution_ref"]
+            n = histogram_bins(n_ref)
+            powers = {
+                name: separation_power(ref_shapes[name][b.ref], gen_shapes[name][b.gen], n)
+                for name in ref_shapes
+            }
+            row["separation_power"] = powers
+            row["worst_shape"] = max(powers, key=powers.get)
+            row["worst_separation_power"] = powers[row["worst_shape"]]
+        rows.append(row)
+    measured = [r for r in rows if "separation_power" in r]
+    worst = max(measured, key=lambda r: r["worst_separation_power"], default=None)
+    return {
+        "energies": rows,
+        "worst_response_relative_difference": _worst(
+            [r["response_relative_difference"] for r in measured], 0.0
+        ),
+        "worst_resolution_ratio": _worst([r["resolution_ratio"] for r in measured], 1.0),
+        "worst_separation_power": None
+        if worst is None
+        else {
+            "energy": worst["label"],
+            "shape": worst["worst_shape"],
+            "value": worst["worst_separation_power"],
+        },
+    }
+
+
+def measure(reference, generated, detector, names, threshold, seed) -> dict[str, Any]:
+    """:func:`validation` of two :class:`~caloforge.evaluation.evaluate.Sample` (thresholded),
+    for metrics.json (:meth:`~caloforge.evaluation.validations.Validation.measure`)."""
+    from caloforge.evaluation.conditions import condition_bins
+
+    samples = (reference, generated)
+    shapes = [x.per_event(lambda s, e, c: atlas_shower_shapes(s, detector)) for x in samples]
+    responses = [_ratio(x.showers.sum(axis=1, dtype=np.float64), x.energy) for x in samples]
+    bins = condition_bins(
+        reference.energy, reference.conditions, generated.energy, generated.conditions, names,
+        n_bins=ENERGY_BINS,
+    )  # fmt: skip
+    energy_bins = [b for b in bins if b.kind.startswith("energy")]
+    return validation(*shapes, *responses, energy_bins)
+
+
+def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, Any]:
+    """The context of ``templates/atlas.html``, its figure drawn into ``out_dir``
+    (:meth:`~caloforge.evaluation.validations.Validation.section`)."""
+    from caloforge.evaluation import atlas_figures  # matplotlib: only when drawing
+    from caloforge.evaluation.report.formatting import percent, sig
+
+    atlas = evaluation.metrics[KEY]
+    rows = []
+    for r in atlas["energies"]:
+        if "separation_power" not in r:
+            rows.append((r["label"], f"{r['n_ref']} / {r['n_gen']}", *["–"] * 5))
+            continue
+        rows.append(
+            (
+                r["label"],
+                f"{r['n_ref']} / {r['n_gen']}",
+                f"{sig(r['response_ref'])} / {sig(r['response_gen'])}",
+                percent(r["response_relative_difference"], 1),
+                f"{sig(r['resolution_ref'])} / {sig(r['resolution_gen'])}",
+                sig(r["resolution_ratio"]),
+                f"{r['worst_shape']} {sig(r['worst_separation_power'])}",
+            )
+        )
+    name = atlas_figures.energies_figure(atlas, labels, out_dir / "atlas_energies.png")
+    figure = {
+        "name": name,
+        "alt": "ATLAS validation per energy",
+        "caption": "Per incident energy: the mean response E_tot/E_inc, the resolution σ/μ "
+        "(reference line, generated points), and each shower shape's separation power.",
+    }
+    return {"rows": rows, "figures": [figure] if name else []}
+
+
+def summary(results: dict[str, Any]) -> dict[str, float]:
+    """The study's figures, name → value
+    (:meth:`~caloforge.evaluation.validations.Validation.summary`)."""
+    worst = results["worst_separation_power"]
+    return {
+        "E_tot/E_inc, worst energy": results["worst_response_relative_difference"],
+        "σ/μ model / Geant4, worst energy": results["worst_resolution_ratio"],
+        "shower shapes, worst separation power within an energy": (
+            worst["value"] if worst else float("nan")
+        ),
+    }

@@ -45,6 +45,7 @@ from caloforge.evaluation.observables import (
     far_cell_energies,
     high_level_features,
     one_layer_image,
+    response_and_resolution,
 )
 from caloforge.evaluation.schema import SCHEMA_VERSION
 from caloforge.evaluation.validations import VALIDATIONS
@@ -365,8 +366,9 @@ def _breakdown(ref, gen, detector, names, by, values, options, say) -> dict[str,
             row["metrics"] = {k: v for k, v in metrics.items() if k not in _SHARED_KEYS}
             for side, sample in zip(("ref", "gen"), subsets, strict=True):
                 response = sample.features["E_tot/E_inc"]
-                row[f"response_{side}"] = float(response.mean())
-                row[f"resolution_{side}"] = float(response.std() / response.mean())
+                row[f"response_{side}"], row[f"resolution_{side}"] = response_and_resolution(
+                    response
+                )
         rows.append(row)
     return {"condition": by, "values": rows}
 
@@ -637,9 +639,8 @@ def _binned(ref: Sample, gen: Sample, names: tuple[str, ...]) -> list[dict[str, 
             for side, sample, mask in (("ref", ref, b.ref), ("gen", gen, b.gen)):
                 e_tot = sample.features["E_tot"][mask]
                 response = sample.features["E_tot/E_inc"][mask]
-                row[f"response_{side}"] = float(response.mean())
-                row[f"resolution_{side}"] = float(
-                    response.std() / response.mean() if response.mean() > 0 else np.nan
+                row[f"response_{side}"], row[f"resolution_{side}"] = response_and_resolution(
+                    response
                 )
                 row[f"E_tot_mean_{side}"] = float(e_tot.mean())
             row["separation_power_E_tot/E_inc"] = distances.separation_power(

@@ -48,6 +48,7 @@ from caloforge.detectors import Detector
 from caloforge.evaluation.observables import (
     cell_energies,
     max_relative_difference,
+    response_and_resolution,
     transverse_image,
 )
 from caloforge.evaluation.report.formatting import percent, sig
@@ -162,8 +163,7 @@ def _response(ref_in, ref_out, gen_in, gen_out, rng) -> dict[str, Any]:
     edges = np.linspace(max(0.0, lo - margin), hi + margin, RESPONSE_BINS + 1)
     out: dict[str, Any] = {"edges": edges.tolist()}
     for side, values, e_in, e_out in (("ref", r, ref_in, ref_out), ("gen", g, gen_in, gen_out)):
-        out[f"mean_{side}"] = float(values.mean())
-        out[f"resolution_{side}"] = float(values.std() / values.mean()) if values.mean() else 0.0
+        out[f"mean_{side}"], out[f"resolution_{side}"] = response_and_resolution(values)
         out[f"hist_{side}"] = (np.histogram(values, edges)[0] / len(values)).tolist()
         pick = rng.permutation(len(values))[:SCATTER_POINTS]
         out[f"scatter_{side}"] = [e_in[pick].tolist(), e_out[pick].tolist()]

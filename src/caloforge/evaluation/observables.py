@@ -44,6 +44,7 @@ __all__ = [
     "lhcb_cluster_features",
     "max_relative_difference",
     "one_layer_image",
+    "response_and_resolution",
     "ring_fractions",
     "sparsity",
     "transverse_image",
@@ -118,6 +119,17 @@ def cell_energies(showers: np.ndarray) -> np.ndarray:
     """Every non-zero cell energy, flattened: the single-cell spectrum of 3DGAN and NYU."""
     values = showers.ravel()
     return values[values > 0]
+
+
+def response_and_resolution(response: np.ndarray) -> tuple[float, float]:
+    """The mean of E_tot/E_inc over events and the resolution σ/μ (NaN for a mean ≤ 0).
+
+    Example:
+        >>> response_and_resolution(np.array([0.9, 1.1]))
+        (1.0, 0.1)
+    """
+    mean = float(response.mean())
+    return mean, float(response.std() / mean) if mean > 0 else float("nan")
 
 
 WEIGHT_FLOOR = 0.01

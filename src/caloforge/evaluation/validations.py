@@ -13,7 +13,10 @@ through in order:
   ``templates/clic.html``);
 - ``nyu``: the NYU seed's (Guthrie, Malkin and Pine) and the γ/π⁰ separability on 3D-image
   detectors with photons and π⁰ (:mod:`caloforge.evaluation.nyu`, ``nyu_figures``,
-  ``templates/nyu.html``).
+  ``templates/nyu.html``);
+- ``atlas``: the ATLAS seed's, per photon energy: response, resolution and the ATLAS shower
+  shapes, on ATLAS-like detectors (:mod:`caloforge.evaluation.atlas`, ``atlas_figures``,
+  ``templates/atlas.html``).
 
 A module's figures draw with :mod:`caloforge.evaluation.report.plotting` only, imported when
 its section is drawn, so that ``evaluate`` loads no matplotlib for them.
@@ -24,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from caloforge.evaluation import clic, nyu
+from caloforge.evaluation import atlas, clic, nyu
 
 if TYPE_CHECKING:
     from caloforge.detectors import Detector
@@ -72,5 +75,5 @@ class Validation(Protocol):
         ...
 
 
-VALIDATIONS: tuple[Validation, ...] = (clic, nyu)
+VALIDATIONS: tuple[Validation, ...] = (clic, nyu, atlas)
 """Every study validation, in the order of metrics.json and of the page."""
