@@ -395,3 +395,57 @@ def test_a_directory_written_before_the_cells_own_path_loads_without_it(tmp_path
     assert not model.config.skip and not any(
         k.startswith("shape.scale") for k in model.state_dict()
     )
+
+
+def test_a_count_beyond_the_cells_above_the_edge_is_filled_by_occupancy(rng):
+    # One part of 20 cells; cell j read out in training in a share of showers that grows with j.
+    scale, floor, n, cells = 0.1, 1e-3, 4000, 20
+    occupancy = np.linspace(0.0, 0.95, cells)
+    train = np.where(rng.random((n, cells)) < occupancy, 1.0, 0.0)
+    band = [1e-2, 0.2]
+    weighted = EnergyParts([0] * cells, scale, floor, counts=True, band=band).fit(train)
+    np.testing.assert_allclose(weighted.occupancy, occupancy, atol=0.03)
+    at_random = EnergyParts([0] * cells, scale, floor, counts=True)
+    # Every cell empty, in the band; five cells wanted.
+    empty = scale * 10.0 ** rng.normal(np.log10(band[0]), band[1], (n, cells))
+    y = at_random.forward(empty, np.full((n, 1), 100.0))
+    y[:, 1] = np.log1p(5)  # after ln(E_sum / E_inc)
+    energy = np.full((n, 1), 100.0)
+    chosen = {}
+    for name, t in (("occupancy", weighted), ("band", at_random)):
+        out = t.inverse(y, energy)
+        assert ((out > 0).sum(1) == 5).all() and (out[out > 0] >= scale * (1 - 1e-9)).all()
+        chosen[name] = (out > 0).mean(0)
+        np.testing.assert_allclose(t.inverse(torch.as_tensor(y), torch.as_tensor(energy)), out)
+    # At random: each cell a quarter of the time. By occupancy: as five draws without
+    # replacement, each in proportion to the cells' occupancy (never the cell never read out).
+    assert np.abs(chosen["band"] - 5 / cells).max() < 0.05
+    p = np.clip(weighted.occupancy, 1e-6, None)
+    draws = [rng.choice(cells, 5, replace=False, p=p / p.sum()) for _ in range(n)]
+    expected = np.bincount(np.concatenate(draws), minlength=cells) / n
+    assert np.abs(chosen["occupancy"] - expected).max() < 0.04
+    assert chosen["occupancy"][0] < 0.005
+    with pytest.raises(CaloforgeError, match="needs the counts"):
+        EnergyParts([0, 0], scale, band=band)
+
+
+def test_a_model_filling_counts_by_occupancy_exports(lhcb_like, tmp_path):
+    from caloforge.runtimes.onnx import OnnxSampler, export_onnx
+
+    options = TINY | {"counts": True, "fill": "occupancy", "calibration": 16}
+    train("energy-first", lhcb_like, tmp_path / "m", settings=SETTINGS, model_options=options)
+    model = load_model(tmp_path / "m")
+    first = model.shower_transform.steps[0]
+    data = ShowerFile(lhcb_like).read()
+    read = (data.showers >= model.detector.threshold).mean()
+    assert first.band == [model.config.band, 0.2] and len(first.occupancy) == 900
+    assert np.mean(first.occupancy) == pytest.approx(read, rel=0.1)  # in the shower's frame
+    noise = np.random.default_rng(0).normal(size=(9, model.latent_dim)).astype(np.float32)
+    conditions = data.conditions[:9].astype(np.float32)
+    with torch.inference_mode():
+        want = model.decode(torch.from_numpy(noise), torch.from_numpy(conditions)).numpy()
+    sampler = OnnxSampler(export_onnx(model, tmp_path / "m.onnx"))
+    np.testing.assert_allclose(sampler.decode(noise, conditions), want, rtol=1e-4, atol=1e-2)
+    without_counts = model.config.model_copy(update={"counts": False})
+    with pytest.raises(CaloforgeError, match="fill=occupancy needs counts=true"):
+        EnergyFirst.default_transforms(without_counts)

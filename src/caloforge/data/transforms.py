@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from caloforge.errors import CaloforgeError
 
@@ -449,6 +449,8 @@ class Directions(Transform):
 
 
 EMPTY_TOTAL = 1e-12
+GUMBEL_OFFSET = 200.0
+"""How far below the read-out edge ``EnergyParts`` ranks the empty cells' Gumbel keys."""
 """The total (MeV) ``LogShares`` gives an empty shower, whose log would be -inf."""
 
 
@@ -557,6 +559,15 @@ class EnergyParts(Transform):
     part's cells), every coordinate of the part raised alike where fewer reach the read-out
     edge: a shower's occupancy follows its drawn breakdown, not each cell's law on its own.
 
+    ``band``: with ``counts``, (centre, σ) of log10(cell / scale) of the empty cells, the
+    log-normal band they were learnt in. Where a part's count exceeds its cells above the edge,
+    the empty cells that make it up are then drawn without replacement with probabilities
+    proportional to each cell's ``occupancy`` (the share of the training showers that read it
+    out; ``fit``), by Gumbel-top-k (Kool, van Hoof and Welling, arXiv:1903.06059): each empty
+    cell's key is ln occupancy + a Gumbel variable made from its place in the band, so that the
+    draw is still a fixed function of the model's noise. Without ``band``, they are the empty
+    cells highest in the band: a draw at random, in which the many outer cells win.
+
     Example:
         >>> t = EnergyParts(parts=[0, 1, 1], scale=0.1)
         >>> x = np.array([[3.0, 1.0, 0.05]])
@@ -577,6 +588,8 @@ class EnergyParts(Transform):
         alpha: float = 1e-6,
         counts: bool = False,
         groups: list[int] | None = None,
+        band: list[float] | None = None,
+        occupancy: list[float] | None = None,
     ):
         self.parts = [int(p) for p in parts]
         self.n_parts = max(self.parts) + 1
@@ -591,6 +604,10 @@ class EnergyParts(Transform):
         self.scale = None if scale is None else float(scale)
         self.floor, self.alpha = float(floor), float(alpha)
         self.counts = bool(counts)
+        if band is not None and not self.counts:
+            raise CaloforgeError("a read-out weighted by occupancy needs the counts drawn")
+        self.band = None if band is None else [float(b) for b in band]
+        self.occupancy = None if occupancy is None else [float(p) for p in occupancy]
         self._slots = part_slots(self.parts)
 
     @property
@@ -602,6 +619,8 @@ class EnergyParts(Transform):
         if self.scale is None:
             positive = np.asarray(x)[np.asarray(x) > 0]
             self.scale = float(np.percentile(positive, 1)) if positive.size else 1.0
+        if self.band is not None and self.occupancy is None:
+            self.occupancy = (np.asarray(x) >= self.scale).mean(axis=0).tolist()
         return self
 
     def _membership(self, like):
@@ -685,7 +704,10 @@ class EnergyParts(Transform):
         n = xp.minimum(
             (xp.exp(counts) - 1).round().clip(0, None), _const(np.bincount(self.parts), counts)
         )
+        edge = math.log1p(self.floor)
         key = y - _const(1e-6 * (position % size), y)  # equal cells (the empty) by their place
+        if self.band is not None:
+            key = xp.where(y >= edge, key, edge - GUMBEL_OFFSET + self._gumbel_keys(y))
         lowest = y[:, :1] * 0 - 1e30  # a padding slot, below every cell
         padded = (np.concatenate if xp is np else xp.cat)([key, lowest], 1)[:, gather.ravel()]
         padded = padded.reshape(-1, self.n_parts, size)  # no len(y): ONNX traces it
@@ -697,10 +719,33 @@ class EnergyParts(Transform):
             ordered = xp.sort(padded, dim=2, descending=True).values
             index = (n - 1).clamp_min(0).long()[:, :, None]
             nth = xp.gather(ordered, 2, index)[:, :, 0]
-        edge = math.log1p(self.floor)
-        raise_by = (edge - nth).clip(0, None) * (n > 0)
         read = (key >= nth @ membership.T) & (n @ membership.T > 0)
+        if self.band is not None:  # the smallest cell read out, not the n_k-th key
+            lowest_read = (y + (1 - read * _const(1.0, y)) * 1e30).clip(None, 1e30)
+            nth = self._part_min(lowest_read)
+        raise_by = (edge - nth).clip(0, None) * (n > 0)
         return y + raise_by @ membership.T, read
+
+    def _gumbel_keys(self, y):
+        """ln occupancy − ln(−ln v) of every cell, v its place in the empty band (a uniform
+        variable for the cells the band's law holds), clipped to ±GUMBEL_OFFSET / 2."""
+        xp = _ns(y)
+        centre, decades = self.band
+        exponent = xp.log((xp.exp(y) - self.floor).clip(1e-30, None)) / math.log(10)
+        z = (exponent - math.log10(centre)) / (decades * math.sqrt(2))
+        v = (0.5 * (1 + (special.erf(z) if xp is np else xp.erf(z)))).clip(1e-12, 1 - 1e-12)
+        occupancy = np.clip(np.asarray(self.occupancy), 1e-6, 1.0)
+        keys = _const(np.log(occupancy), y) - xp.log(-xp.log(v))
+        return keys.clip(-GUMBEL_OFFSET / 2, GUMBEL_OFFSET / 2)
+
+    def _part_min(self, values):
+        """(N, K) the smallest of each part's ``values`` (N, cells)."""
+        xp = _ns(values)
+        gather, _ = self._slots
+        highest = values[:, :1] * 0 + 1e30  # a padding slot, above every cell
+        padded = (np.concatenate if xp is np else xp.cat)([values, highest], 1)[:, gather.ravel()]
+        padded = padded.reshape(-1, self.n_parts, gather.shape[1])
+        return padded.min(axis=2) if xp is np else padded.amin(dim=2)
 
     def params(self):
         return {
@@ -710,6 +755,8 @@ class EnergyParts(Transform):
             "alpha": self.alpha,
             "counts": self.counts,
             "groups": self.groups,
+            "band": self.band,
+            "occupancy": self.occupancy,
         }
 
 

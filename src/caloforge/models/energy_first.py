@@ -47,6 +47,11 @@ Departures, and why:
   that many of each part's largest cells: each cell's map sets each cell's occupancy over all
   showers, not together with the shower's energy: on lcd-ecal the number of cells read out
   came out with half Geant4's spread, and drawing it halved FPD (docs/lcd-ecal.md);
+- ``fill``: where a part's drawn count exceeds its cells above the edge, which empty cells
+  make it up. By default those highest in the empty band, a draw at random among them, which on
+  lcd-ecal put 2–3.5× Geant4's cells into the halo, where most of the empty cells are;
+  ``fill="occupancy"`` draws them in proportion to each cell's occupancy in training
+  (Gumbel-top-k on the band, ``EnergyParts``);
 - ``layer_rings`` cuts each layer into rings around the axis as well, so that the breakdown
   holds the radial profile too, where the leaders' parts of a multi-layer detector are its
   layers: on lcd-ecal the shape field put the core's energy into the halo. Off by default, and
@@ -76,6 +81,7 @@ from caloforge.evaluation.observables import RING_EDGES
 from caloforge.models.base import TrainBatch
 from caloforge.models.common import partition, shard_rand, shard_randn
 from caloforge.models.flow_matching import (
+    BAND_DECADES,
     CALIBRATION,
     EMPTY,
     CellwisePath,
@@ -135,6 +141,12 @@ class EnergyFirstConfig(_FlowConfig):
         default=False,
         description="draw how many cells each part reads out with its energy (``EnergyParts``)",
     )
+    fill: Literal["band", "occupancy"] = Field(
+        default="band",
+        description="with counts, the empty cells read out where a part's count exceeds its "
+        "cells above the edge: the highest in the empty band (at random), or drawn in "
+        "proportion to each cell's occupancy in training (``EnergyParts``' band; empty=band)",
+    )
     lr: float = Field(default=1e-3, gt=0, description="peak learning rate (cosine decay)")
     energy_weight: float = Field(
         default=1.0, gt=0, description="weight of the energy field's loss against the shape's"
@@ -173,8 +185,13 @@ class EnergyFirst(_ShowerFlow):
         groups = None
         if config.layer_rings and config.chain == "layers":
             groups = detector.cell_layer[np.unique(parts, return_index=True)[1]].tolist()
+        band = None
+        if config.fill == "occupancy":
+            if not (config.counts and config.empty == "band"):
+                raise CaloforgeError("fill=occupancy needs counts=true and empty=band")
+            band = [config.band, BAND_DECADES]
         first = EnergyParts(
-            parts.tolist(), threshold, config.floor, counts=config.counts, groups=groups
+            parts.tolist(), threshold, config.floor, counts=config.counts, groups=groups, band=band
         )
         return Chain([first, Standardize()]), conditions
 
