@@ -309,6 +309,8 @@ def test_a_student_learns_the_energy_first_teacher(teacher, lhcb_like, tmp_path)
     assert student.config.shower_transform == master.config.shower_transform
     assert student.latent_dim == master.latent_dim == 905
     assert student.config.empty == master.config.empty
+    assert student.config.calibration == master.config.calibration == 32  # its own map, as many
+    assert not torch.equal(student.calibration_knots, master.calibration_knots)
     data = ShowerFile(lhcb_like).read()
     pairs = student.to_training(data.showers, data.incident_energies[:, 0], data.conditions)
     noise, target = pairs.showers[:5].split(student.latent_dim, dim=1)

@@ -44,7 +44,8 @@ Preprocessing, shared by both (``_ShowerFlow``):
   so that showers drawn for the training conditions have the training data's law cell by cell
   (a quantile map, as the BIB-AE's post-processor corrects each cell's spectrum,
   arXiv:2005.05334): it sets how many cells come out above the threshold, and at what energies,
-  where the network blurs each cell's two modes (empty, or a deposit);
+  where the network blurs each cell's two modes (empty, or a deposit); a student fits its own
+  map, with its teacher's number of knots unless told otherwise;
 - conditions: the momentum as ln |p| and track slopes (``Directions``) when the data has
   (px, py, pz), the energy as its log otherwise, all standardised.
 
@@ -748,6 +749,13 @@ class FlowStudent(_ShowerFlow):
                 "total_above_threshold": teacher.config.total_above_threshold,
                 "teacher_sample_steps": teacher.config.sample_steps,
             }
+            # Each cell's map, as many knots as the teacher's unless asked otherwise: fitted
+            # again on the student's own draws (after_training).
+            | (
+                {}
+                if "calibration" in config.model_fields_set
+                else {"calibration": teacher.config.calibration}
+            )
         )
         return cls(config)
 
