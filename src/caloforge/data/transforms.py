@@ -449,9 +449,9 @@ class Directions(Transform):
 
 
 EMPTY_TOTAL = 1e-12
+"""The total (MeV) ``LogShares`` gives an empty shower, whose log would be -inf."""
 GUMBEL_OFFSET = 200.0
 """How far below the read-out edge ``EnergyParts`` ranks the empty cells' Gumbel keys."""
-"""The total (MeV) ``LogShares`` gives an empty shower, whose log would be -inf."""
 
 
 class LogShares(Transform):
