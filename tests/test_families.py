@@ -168,12 +168,14 @@ def test_two_processes_train_every_family_as_one_with_two_parts(family, data, te
     assert a.keys() == b.keys()
     # Summation order differs between one process and two: a parameter whose gradient is near
     # zero may move by a float's noise times the optimizer's step, so the tolerance follows the
-    # tensor's scale.
+    # tensor's scale and Adam's step. Seen on an AMD EPYC: a zero-initialised bias of the LHCb
+    # WGAN 2.3e-6 apart after 3 steps (its scale 5.7e-6), the 3DGAN 1.3e-3 of a tensor's scale
+    # after 1. A batch statistic taken per rank differs by far more.
     different = [
         k
         for k in a
         if k.startswith("model.")
-        and not np.allclose(a[k], b[k], rtol=2e-4, atol=2e-6 + 1e-3 * np.abs(a[k]).max())
+        and not np.allclose(a[k], b[k], rtol=2e-4, atol=1e-5 + 2e-3 * np.abs(a[k]).max())
     ]
     assert not different, f"{len(different)} tensors differ: {different[:5]}"
 

@@ -125,8 +125,8 @@ def response_and_resolution(response: np.ndarray) -> tuple[float, float]:
     """The mean of E_tot/E_inc over events and the resolution σ/μ (NaN for a mean ≤ 0).
 
     Example:
-        >>> response_and_resolution(np.array([0.9, 1.1]))
-        (1.0, 0.1)
+        >>> response_and_resolution(np.array([0.5, 1.5]))
+        (1.0, 0.5)
     """
     mean = float(response.mean())
     return mean, float(response.std() / mean) if mean > 0 else float("nan")
