@@ -708,9 +708,7 @@ class EnergyParts(Transform):
         key = y - _const(1e-6 * (position % size), y)  # equal cells (the empty) by their place
         if self.band is not None:
             key = xp.where(y >= edge, key, edge - GUMBEL_OFFSET + self._gumbel_keys(y))
-        lowest = y[:, :1] * 0 - 1e30  # a padding slot, below every cell
-        padded = (np.concatenate if xp is np else xp.cat)([key, lowest], 1)[:, gather.ravel()]
-        padded = padded.reshape(-1, self.n_parts, size)  # no len(y): ONNX traces it
+        padded = self._by_part(key, -1e30)  # a padding slot, below every cell
         if xp is np:
             ordered = -np.sort(-padded, axis=2)
             index = (n - 1).clip(0, None).astype(np.int64)[:, :, None]
@@ -740,12 +738,17 @@ class EnergyParts(Transform):
 
     def _part_min(self, values):
         """(N, K) the smallest of each part's ``values`` (N, cells)."""
+        padded = self._by_part(values, 1e30)  # a padding slot, above every cell
+        return padded.min(axis=2) if _ns(values) is np else padded.amin(dim=2)
+
+    def _by_part(self, values, pad: float):
+        """(N, cells) → (N, K, largest part): each part's values, ``pad`` after them (one
+        gather, exportable to ONNX)."""
         xp = _ns(values)
         gather, _ = self._slots
-        highest = values[:, :1] * 0 + 1e30  # a padding slot, above every cell
-        padded = (np.concatenate if xp is np else xp.cat)([values, highest], 1)[:, gather.ravel()]
-        padded = padded.reshape(-1, self.n_parts, gather.shape[1])
-        return padded.min(axis=2) if xp is np else padded.amin(dim=2)
+        padding = values[:, :1] * 0 + pad
+        padded = (np.concatenate if xp is np else xp.cat)([values, padding], 1)[:, gather.ravel()]
+        return padded.reshape(-1, self.n_parts, gather.shape[1])  # no len(y): ONNX traces it
 
     def params(self):
         return {
