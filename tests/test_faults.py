@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
@@ -32,6 +33,18 @@ def _wait_for(condition, timeout: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def _committed(partial: Path) -> int:
+    """Events a running writer has committed to ``partial``, 0 while it cannot be read.
+
+    Its size is no sign: the writer claims the disk space of an append before writing it.
+    """
+    try:
+        with h5py.File(partial, "r", locking=False) as h5:
+            return int(h5.attrs["n_committed"])
+    except (OSError, KeyError, RuntimeError):
+        return 0
 
 
 def _showers(path) -> np.ndarray:
@@ -71,9 +84,7 @@ def test_simulate_stopped_by_sigterm_keeps_its_events_and_resumes_to_the_same_fi
         [*args, "--out", str(out)], stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     partial = partial_path(out)
-    _wait_for(lambda: partial.exists() and partial.stat().st_size > 0)
-    size = partial.stat().st_size
-    _wait_for(lambda: partial.stat().st_size > size)  # events committed
+    _wait_for(lambda: _committed(partial) > 0)
     os.killpg(run.pid, signal.SIGTERM)
     _, err = run.communicate(timeout=120)
     assert run.returncode == REQUEUE, err
@@ -116,9 +127,7 @@ def test_a_killed_worker_ends_simulate_in_one_line_and_resume_finishes(tmp_path)
     out = tmp_path / "killed.h5"
     run = subprocess.Popen([*args, "--out", str(out)], stderr=subprocess.PIPE, text=True)
     partial = partial_path(out)
-    _wait_for(lambda: partial.exists() and partial.stat().st_size > 0)
-    size = partial.stat().st_size
-    _wait_for(lambda: partial.stat().st_size > size)  # events committed
+    _wait_for(lambda: _committed(partial) > 0)
     os.kill(_workers(run.pid)[0], signal.SIGKILL)  # the system's out-of-memory killer
     _, err = run.communicate(timeout=120)
     assert run.returncode == 1, err
