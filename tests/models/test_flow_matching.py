@@ -130,6 +130,36 @@ def test_student_learns_the_teachers_pairs(teacher, lhcb_like, tmp_path):
     torch.testing.assert_close(target, expected)
 
 
+def test_a_student_draws_several_pairs_per_shower_and_learns_one_each_step(
+    teacher, lhcb_like, tmp_path
+):
+    options = {"teacher": str(teacher), "hidden": 16, "blocks": 1, "pairs": 3}
+    train(
+        "flow-matching-student", lhcb_like, tmp_path / "s", settings=SETTINGS, model_options=options
+    )
+    student, master = load_model(tmp_path / "s"), load_model(teacher)
+    d = student.latent_dim
+    data = ShowerFile(lhcb_like).read()
+    made = student.to_training(data.showers, data.incident_energies[:, 0], data.conditions)
+    assert made.showers.shape == (len(data.showers), 3 * 2 * d)
+    noise, target = made.showers[:4].unflatten(1, (3, 2 * d)).split(d, dim=2)
+    assert not torch.allclose(noise[:, 0], noise[:, 1])  # three draws, not one thrice
+    with torch.no_grad():
+        expected = master.generate_transformed(
+            noise.flatten(0, 1), made.conditions[:4].repeat_interleave(3, dim=0)
+        )
+    torch.testing.assert_close(target.flatten(0, 1), expected)
+    # A part of the split (data-parallel) draws each row's pairs from its own row.
+    rows = np.array([2, 3])
+    part = student.to_training(
+        data.showers[2:4], data.incident_energies[2:4, 0], data.conditions[2:4], rows=rows
+    )
+    again = student.to_training(
+        data.showers[2:4], data.incident_energies[2:4, 0], data.conditions[2:4], rows=rows
+    )
+    assert part.showers.shape == (2, 6 * d) and torch.equal(part.showers, again.showers)
+
+
 def test_student_refuses_a_model_that_is_not_a_teacher(tiny_model, lhcb_like, tmp_path):
     with pytest.raises(CaloforgeError, match="not a teacher"):
         train(

@@ -12,7 +12,9 @@ teacher's shower (a ``flow-matching`` or an ``energy-first`` teacher, ``energy_f
 trained on pairs (x₀, teacher(x₀, c)) by regression (knowledge distillation of an ODE sampler,
 Luhman & Luhman, arXiv:2101.02388; with straight paths the map it learns is smooth, the point of
 rectified flow's "reflow"). The pairs are drawn once, seeded, for the training data's
-conditions, when the student is created.
+conditions, when the student is created: ``pairs`` of them for each training shower, since the
+teacher costs a fraction of a millisecond a shower and a student fitted to one noise per
+condition learns those few thousand draws rather than the map.
 
 Preprocessing, shared by both (``_ShowerFlow``):
 
@@ -190,6 +192,11 @@ class FlowStudentConfig(_FlowConfig):
     blocks: int = Field(default=2, gt=0, description="residual blocks of the student's MLP")
     lr: float = Field(
         default=1e-3, gt=0, description="peak learning rate of the student (cosine decay)"
+    )
+    pairs: int = Field(
+        default=1,
+        gt=0,
+        description="teacher draws per training shower, each step learning one of them at random",
     )
     teacher_sample_steps: int = Field(default=0, ge=0, description="the teacher's (recorded)")
 
@@ -764,35 +771,39 @@ class FlowStudent(_ShowerFlow):
 
     @torch.inference_mode()
     def to_training(self, showers, energy, conditions, rows=None) -> TrainBatch:
-        """The teacher's pairs for the training conditions: showers hold [noise | target]."""
+        """The teacher's pairs for the training conditions: each row of showers holds ``pairs``
+        × [noise | target], the draws for that row's conditions."""
         from caloforge.models import load_model
 
         teacher = load_model(self.config.teacher).eval()
         c, _ = self.network_conditions(torch.as_tensor(conditions, dtype=torch.float64))
         c = c.to(torch.float32)
+        d, p = self.latent_dim, self.config.pairs
         if rows is None:
             generator = torch.Generator().manual_seed(self.config.seed)
-            noise = torch.randn(len(c), self.latent_dim, generator=generator)
+            noise = torch.randn(len(c), p * d, generator=generator)
         else:  # a part of the split: each event's noise from (seed, row)
             noise = torch.stack(
                 [
-                    torch.randn(
-                        self.latent_dim,
-                        generator=seeded_generator(self.config.seed, 0x5EED, int(r)),
-                    )
+                    torch.randn(p * d, generator=seeded_generator(self.config.seed, 0x5EED, int(r)))
                     for r in rows
                 ]
             )
+        noise = noise.reshape(-1, d)
+        given = c.repeat_interleave(p, dim=0)
         target = torch.cat(
             [
                 # The steps recorded when the student was made: a resumed training draws the
                 # same pairs even if the teacher's sampling setting changed since.
                 teacher.teacher_sample(n, cc, self.config.teacher_sample_steps)
-                for n, cc in zip(noise.split(TEACHER_BATCH), c.split(TEACHER_BATCH), strict=True)
+                for n, cc in zip(
+                    noise.split(TEACHER_BATCH), given.split(TEACHER_BATCH), strict=True
+                )
             ]
         )
         e = torch.as_tensor(energy.reshape(-1, 1), dtype=torch.float32)
-        return TrainBatch(torch.cat([noise, target], dim=1), c, e)
+        pairs = torch.cat([noise, target], dim=1).reshape(len(c), p * 2 * d)
+        return TrainBatch(pairs, c, e)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"student": torch.optim.Adam(self.net.parameters(), self.config.lr)}
@@ -800,7 +811,13 @@ class FlowStudent(_ShowerFlow):
     def train_step(self, batches, optimizers, generator, step) -> dict[str, float]:
         self.train()
         batch = batches[0]
-        noise, target = batch.showers.split(self.latent_dim, dim=1)
+        pairs = batch.showers.unflatten(1, (self.config.pairs, 2 * self.latent_dim))
+        if self.config.pairs > 1:  # one of each row's draws, the same on any number of ranks
+            which = (shard_rand((len(pairs),), generator) * self.config.pairs).long()
+            pairs = pairs[torch.arange(len(pairs)), which.clamp_max(self.config.pairs - 1)]
+        else:
+            pairs = pairs[:, 0]
+        noise, target = pairs.split(self.latent_dim, dim=1)
         error = (self.generate_transformed(noise, batch.conditions) - target).pow(2)
         # The energy breakdown as much as all the cells together: averaged in with 900 shares,
         # the response was learnt as one coordinate in 901, and the student's resolution came out
