@@ -12,7 +12,7 @@ from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
 from caloforge.models.common import partition
 from caloforge.models.energy_first import EnergyFirst, EnergyFirstConfig, PartTransformer
-from caloforge.models.flow_matching import _dequantise
+from caloforge.models.flow_matching import _dequantise, _ShowerFlow
 from caloforge.training.loop import TrainingSettings, train
 from tests.conftest import TINY as TINY_MODELS
 from tests.conftest import write_atlas_like, write_lcd_like, write_lhcb_like
@@ -343,6 +343,28 @@ def test_parts_beyond_the_incident_energy_stop_generation_naming_the_event(teach
         generate(broken, tmp_path / "g.h5", n=30, source="lhcb", batch_size=20, seed=0)
     assert not (tmp_path / "g.h5").exists()
     assert len(ShowerFile(partial_path(tmp_path / "g.h5"))) == 0
+
+
+def test_read_out_knots_put_that_many_knots_on_each_cells_deposits(lhcb_like, tmp_path):
+    options = TINY | {"calibration": 16, "read_out_knots": 5}
+    train("energy-first", lhcb_like, tmp_path / "m", settings=SETTINGS, model_options=options)
+    model = load_model(tmp_path / "m")
+    data = ShowerFile(lhcb_like).read()
+    edges = torch.from_numpy(model.read_out_edges()).float()
+    learnt = _ShowerFlow.to_training(
+        model, data.showers, data.incident_energies[:, 0], data.conditions
+    ).showers[:, model.energy_coordinates :]
+    read = (learnt >= edges).any(dim=0)  # cells with deposits, in the frame the model learns
+    on_deposits = {}
+    for tail in (0, 5):
+        model.config = model.config.model_copy(update={"read_out_knots": tail})
+        model.after_training(data.showers, data.incident_energies[:, 0], data.conditions)
+        on_deposits[tail] = (model.calibration_values >= edges[:, None]).sum(1)[read]
+    assert (on_deposits[5] >= 6).all()  # the first deposit, then five up to the largest
+    assert (on_deposits[0] < 6).any()  # where the logit-spaced levels barely reach
+    too_many = model.config.model_copy(update={"read_out_knots": 13})
+    with pytest.raises(CaloforgeError, match="read_out_knots=13 leaves too few"):
+        EnergyFirst(too_many)  # refused before any training
 
 
 def test_each_cells_map_brings_the_drawn_law_to_the_datas(lhcb_like, tmp_path):

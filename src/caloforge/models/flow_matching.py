@@ -12,9 +12,10 @@ teacher's shower (a ``flow-matching`` or an ``energy-first`` teacher, ``energy_f
 trained on pairs (x₀, teacher(x₀, c)) by regression (knowledge distillation of an ODE sampler,
 Luhman & Luhman, arXiv:2101.02388; with straight paths the map it learns is smooth, the point of
 rectified flow's "reflow"). The pairs are drawn once, seeded, for the training data's
-conditions, when the student is created: ``pairs`` of them for each training shower, since the
-teacher costs a fraction of a millisecond a shower and a student fitted to one noise per
-condition learns those few thousand draws rather than the map.
+conditions, when the student is created: ``pairs`` of them for each training shower (1 by
+default), each step learning one of each row's at random. More pairs than showers are for a
+small training set (atlas-like's 20 000), whose student would otherwise see the teacher's map at
+those points only; a teacher draws a pair in a fraction of a millisecond. Not yet measured.
 
 Preprocessing, shared by both (``_ShowerFlow``):
 
@@ -47,7 +48,10 @@ Preprocessing, shared by both (``_ShowerFlow``):
   (a quantile map, as the BIB-AE's post-processor corrects each cell's spectrum,
   arXiv:2005.05334): it sets how many cells come out above the threshold, and at what energies,
   where the network blurs each cell's two modes (empty, or a deposit); a student fits its own
-  map, with its teacher's number of knots unless told otherwise;
+  map, with its teacher's knots unless told otherwise. ``read_out_knots`` spreads some knots
+  over the showers that read each cell out, for cells read out too rarely for the logit-spaced
+  levels to reach their deposits (off by default: on lcd-ecal it took FPD to a third and the
+  network classifier's AUC up, docs/lcd-ecal.md);
 - conditions: the momentum as ln |p| and track slopes (``Directions``) when the data has
   (px, py, pz), the energy as its log otherwise, all standardised.
 
@@ -153,6 +157,12 @@ class _FlowConfig(ModelConfig):
         default=None, description="the shower axis's column and row, fitted (see common.fit_axis)"
     )
     calibration: int = Field(default=0, ge=0, description=CALIBRATION)
+    read_out_knots: int = Field(
+        default=0,
+        ge=0,
+        description="of each cell's map's knots, how many are spread evenly over the showers "
+        "that read the cell out, up to its largest deposit (where the cells have a read-out edge)",
+    )
     total_above_threshold: bool = Field(
         default=True,
         description="the response is the sum of the cells above the detector's threshold, not of "
@@ -381,6 +391,11 @@ class _ShowerFlow(GenerativeModel):
         self._shape = _cartesian_shape(self.detector)
         extra = 4 if config.axis is not None else 0
         self.n_network_conditions = len(config.conditions) + extra
+        if config.read_out_knots and config.calibration - config.read_out_knots < 4:
+            raise CaloforgeError(
+                f"read_out_knots={config.read_out_knots} leaves too few of the "
+                f"{config.calibration} calibration knots for the rest of each cell's law (4)"
+            )
         if config.calibration:  # the identity until fitted (after_training)
             n, q = self.detector.n_cells, config.calibration
             self.register_buffer("calibration_knots", torch.arange(q).float().expand(n, q) * 1.0)
@@ -504,9 +519,13 @@ class _ShowerFlow(GenerativeModel):
         Levels are logit-spaced, dense near 0 and 1 where a sparse cell's deposits lie. Where
         the coordinates have a read-out edge (``read_out_edges``), two more levels fall on each
         side of the cell's empty fraction: the data jump there from empty to read out, and a
-        segment across the jump would read out too few cells."""
+        segment across the jump would read out too few cells; ``read_out_knots`` of them are
+        spread evenly over the showers that read the cell out, up to its largest deposit: the
+        logit-spaced levels end 0.09 % below the top, and a cell read out in fewer showers
+        than that has its deposits above them, mapped with slope 1."""
         if not self.config.calibration:
             return
+        tail = self.config.read_out_knots
         self.eval()
         rng = np.random.default_rng([self.config.seed, 0xCA1])
         take = np.sort(rng.permutation(len(showers))[:CALIBRATION_EVENTS])
@@ -526,7 +545,7 @@ class _ShowerFlow(GenerativeModel):
         target = np.sort(data.showers[:, k:].double().numpy(), axis=0).T  # (cells, events)
         made = np.sort(drawn[:, k:].double().numpy(), axis=0).T
         edges = self.read_out_edges()
-        grid = q if edges is None else q - 2
+        grid = q if edges is None else q - 2 - tail
         levels = 1 / (1 + np.exp(-np.linspace(-7.0, 7.0, grid)))
         index = np.broadcast_to(np.round(levels * (n - 1)).astype(np.int64), (len(target), grid))
         if edges is not None:
@@ -535,7 +554,9 @@ class _ShowerFlow(GenerativeModel):
             # in one segment that is steep but not vertical.
             margin = max(1, n // 2000)
             jump = np.clip(np.stack([empty - margin, empty + margin - 1], axis=1), 0, n - 1)
-            index = np.sort(np.concatenate([index, jump], axis=1), axis=1)
+            first = jump[:, 1:]
+            spread = first + np.round(np.linspace(0, 1, tail + 1)[1:] * (n - 1 - first))
+            index = np.sort(np.concatenate([index, jump, spread.astype(np.int64)], axis=1), axis=1)
         x = np.take_along_axis(made, index, axis=1)
         y = np.take_along_axis(target, index, axis=1)
         x = x + np.arange(q) * 1e-9  # a knot taken twice: a segment of no width
@@ -756,13 +777,13 @@ class FlowStudent(_ShowerFlow):
                 "total_above_threshold": teacher.config.total_above_threshold,
                 "teacher_sample_steps": teacher.config.sample_steps,
             }
-            # Each cell's map, as many knots as the teacher's unless asked otherwise: fitted
-            # again on the student's own draws (after_training).
-            | (
-                {}
-                if "calibration" in config.model_fields_set
-                else {"calibration": teacher.config.calibration}
-            )
+            # Each cell's map, its knots as the teacher's unless asked otherwise: fitted again
+            # on the student's own draws (after_training).
+            | {
+                name: getattr(teacher.config, name)
+                for name in ("calibration", "read_out_knots")
+                if name not in config.model_fields_set
+            }
         )
         return cls(config)
 
