@@ -6,8 +6,11 @@ where it comes from: each layer's energy and number of cells read out, the same 
 within each layer (the rings of ``partition(detector, layer_rings=True)``: 1, 3, 6 and 8 cells
 from the layer's middle cell, around which the models centre a shower), the largest cells of
 each layer in order, and the cells of a few layers. Then, per ring and for a few layers, the
-model's mean energy and mean cells read out over Geant4's. A group near 0.5 holds nothing the
-trees can use; one near the cells' AUC holds what they use.
+model's mean energy and mean cells read out over Geant4's, and each shown layer's core: the
+median share of its energy in its largest cell, how often that cell is the middle one, and how
+far its centroid wanders (the spread of its energy-weighted column over the showers that read
+it out). A group near 0.5 holds nothing the trees can use; one near the cells' AUC holds what
+they use.
 
 Works for any detector whose readout layers are cartesian (atlas-like, lcd-ecal, clic-ecal; a
 one-layer readout has one layer). Both files hold the same conditions in the same order
@@ -50,6 +53,22 @@ def groups(showers: np.ndarray, layer: np.ndarray, part: np.ndarray) -> dict[str
         "ring cells read out per layer": summed(read, part),
         f"{TOP} largest cells per layer": np.concatenate(largest, axis=1).reshape(n, -1),
     }
+
+
+def core(showers: np.ndarray, cells: np.ndarray, shape: tuple[int, int]) -> tuple[float, ...]:
+    """One layer's (median largest share, fraction whose largest cell is the middle one, σ of the
+    centroid's column in cells), over the showers with energy in the layer."""
+    ny, nx = shape
+    x = showers[:, cells]
+    x = x[x.sum(1) > 0]
+    total = x.sum(1)
+    middle = (ny - 1) // 2 * nx + (nx - 1) // 2
+    column = (x.reshape(-1, ny, nx).sum(1) * np.arange(nx)).sum(1) / total
+    return (
+        float(np.median(x.max(1) / total)),
+        float(np.mean(x.argmax(1) == middle)),
+        float(np.std(column)),
+    )
 
 
 def main() -> None:
@@ -95,6 +114,18 @@ def main() -> None:
             for p in np.unique(part[layer == k])
         ]
         print(f"| {k} | " + " | ".join(cells) + " |")
+
+    print("\neach layer's core, Geant4 / model")
+    print(
+        "| layer | largest cell's median share | largest cell the middle one | σ centroid, cells |"
+    )
+    print("|---|---|---|---|")
+    for k in shown:
+        shape = detector.readout_layers[k].readout.shape
+        g, m = core(ref, layer == k, shape), core(gen, layer == k, shape)
+        print(
+            f"| {k} | {g[0]:.3f} / {m[0]:.3f} | {g[1]:.2f} / {m[1]:.2f} | {g[2]:.2f} / {m[2]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,12 @@ from caloforge.detectors import builtin_detectors, load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
 from caloforge.models.common import partition
-from caloforge.models.energy_first import EnergyFirst, EnergyFirstConfig, PartTransformer
+from caloforge.models.energy_first import (
+    EnergyFirst,
+    EnergyFirstConfig,
+    PartTransformer,
+    ring_kinds,
+)
 from caloforge.models.flow_matching import _dequantise, _ShowerFlow
 from caloforge.training.loop import TrainingSettings, train
 from tests.conftest import TINY as TINY_MODELS
@@ -272,6 +277,44 @@ def test_a_part_transformers_tokens_are_its_parts(name):
         torch.testing.assert_close(tokens[:, part, : cells.shape[1]], cells)
         assert (tokens[:, part, cells.shape[1] :] == 0).all()
     torch.testing.assert_close(field.cells(tokens), x)
+
+
+@pytest.mark.parametrize("name", builtin_detectors())
+def test_ring_tokens_map_each_ring_by_its_own_weights(name):
+    detector = load_detector(name)
+    try:
+        assigned = partition(detector, (3.0,), layer_rings=True)
+    except CaloforgeError:
+        pytest.skip(f"{name} has no parts")
+    kinds = ring_kinds(detector, assigned)
+    layers = detector.cell_layer[np.unique(assigned, return_index=True)[1]]
+    for layer in np.unique(layers):  # each layer's rings from its middle out
+        np.testing.assert_array_equal(kinds[layers == layer], np.arange((layers == layer).sum()))
+    field = PartTransformer(assigned, 3, 8, 1, 2, kinds=kinds)
+    assert len(field.inp) == len(field.out) == kinds.max() + 1
+    for out in field.out:
+        torch.nn.init.normal_(out.bias)
+    x, t, c = torch.randn(2, detector.n_cells), torch.rand(2, 1), torch.randn(2, 3)
+    before = field(x, t, c)
+    with torch.no_grad():
+        field.out[0].bias.add_(1.0)  # moves the innermost rings' cells, and only theirs
+    moved = (field(x, t, c) - before).abs().amax(dim=0) > 0
+    np.testing.assert_array_equal(moved.numpy(), kinds[assigned] == 0)
+
+
+def test_a_part_transformer_of_an_older_file_loads_its_single_maps():
+    assigned = partition(load_detector("atlas-like"))
+    field = PartTransformer(assigned, 3, 8, 1, 2)
+    torch.nn.init.normal_(field.out[0].weight)
+    older = {
+        name.replace("inp.0.", "inp.").replace("out.0.", "out."): value
+        for name, value in field.state_dict().items()
+    }  # what a file held when every part went through one map, not one per kind
+    assert "inp.weight" in older and "out.bias" in older
+    loaded = PartTransformer(assigned, 3, 8, 1, 2)
+    loaded.load_state_dict(older)
+    x, t, c = torch.randn(2, len(assigned)), torch.rand(2, 1), torch.randn(2, 3)
+    torch.testing.assert_close(loaded(x, t, c), field(x, t, c))
 
 
 def test_a_part_transformers_heads_must_divide_its_width():

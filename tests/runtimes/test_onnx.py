@@ -59,12 +59,16 @@ def test_export_errors(tmp_path, tiny_model):
 # Every family's export is checked by tests/test_families.py; here, what their options change:
 # the LSTM's other outputs, at a fast learning rate (after a few steps at the default, their
 # showers are empty), and the energy-first model's transformer over the parts, with the parts'
-# counts drawn (a sort of each part's cells); on lcd-ecal's stand-in, whose showers fill many
-# cells.
+# counts drawn (a sort of each part's cells), with a token per layer and one per ring; on
+# lcd-ecal's stand-in, whose showers fill many cells.
 OTHER_OPTIONS = [
     (
         "energy-first",
         {**TINY["energy-first"], "shape_field": "parts", "hidden": 16, "counts": True},
+    ),
+    (
+        "energy-first",
+        {**TINY["energy-first"], "shape_field": "parts", "hidden": 16, "tokens": "rings"},
     ),
     ("lstm-lcd", {"hidden": 16, "embedding": 3, "crop": 6, "keep": 20, "lr": 0.05, "output": "l2"}),
     (
