@@ -99,6 +99,13 @@ def test_seed_validation_sees_the_mean_experiment(files, tmp_path):
         s = scaled["particles"][code]
         assert s["response"]["max_bin_relative_difference"] == pytest.approx(0.3, rel=1e-4)
         assert s["image"]["max_relative_difference"] == pytest.approx(0.3, rel=1e-4)
+    # the first third's ellipse: the stand-in's π⁰ is two blobs side by side in x
+    gamma, pi0 = (nyu["particles"][c]["front_ellipse"] for c in ("22", "111"))
+    assert pi0["overall"]["long_ref"] > 1.2 * gamma["overall"]["long_ref"]
+    assert pi0["overall"]["short_ref"] == pytest.approx(gamma["overall"]["short_ref"], rel=0.1)
+    for row in (*gamma["bins"], *pi0["bins"]):
+        assert row["long_gen"] == pytest.approx(row["long_ref"], rel=0.1)
+    assert summary(nyu)["π⁰ first third's long axis, model / Geant4"] == pytest.approx(1, abs=0.1)
     headline = summary(scaled)
     assert headline["π⁰ average image"] == pytest.approx(0.3, rel=1e-4)
     assert headline["γ E_out/E_in, worst E_in bin"] == pytest.approx(0.3, rel=1e-4)

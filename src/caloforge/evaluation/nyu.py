@@ -26,7 +26,9 @@ profile, where the reference's slice holds at least 1 % of the energy, reads off
 from π⁰, on log E_in, the slices' energy fractions, their spreads and the long and short axis
 of the first third's transverse energy ellipse, gives Geant4's AUC on the other half, per
 energy bin; the same classifier scored on the generated showers, labelled by the particle they
-were generated as, gives the model's. A faithful model keeps Geant4's separability.
+were generated as, gives the model's. A faithful model keeps Geant4's separability. The
+ellipse's median axes per particle, overall and per E_in bin (``front_ellipse``), say whether a
+model that loses it draws the showers too wide or too round.
 
 The module is a study validation (:class:`~caloforge.evaluation.validations.Validation`):
 ``KEY``, ``TITLE`` and ``TEMPLATE`` name its entry in metrics.json and its section of the
@@ -177,6 +179,22 @@ def _response(ref_in, ref_out, gen_in, gen_out, rng) -> dict[str, Any]:
     return out
 
 
+def _front_ellipse(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> dict:
+    """Median long and short axis (mm) of the first third's energy ellipse, the separability's
+    widths: overall and per E_in bin (``ENERGY_BINS`` of equal reference population)."""
+    edges = np.quantile(ref_in, np.linspace(0, 1, ENERGY_BINS + 1))
+    rows = []
+    for lo, hi in [(edges[0], edges[-1]), *pairwise(edges)]:
+        row: dict[str, Any] = {"energy_mev": [float(lo), float(hi)]}
+        for side, o, e_in in (("ref", ref, ref_in), ("gen", gen, gen_in)):
+            mask = (e_in >= lo) & (e_in <= hi)
+            for axis in ("long", "short"):
+                values = o[f"{axis}_axis"][mask]
+                row[f"{axis}_{side}"] = float(np.median(values)) if mask.any() else None
+        rows.append(row)
+    return {"overall": rows[0], "bins": rows[1:]}
+
+
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson's correlation of two samples; NaN for fewer than two or a constant one."""
     if len(x) < 2 or x.std() == 0 or y.std() == 0:
@@ -300,6 +318,9 @@ def validation(
                 )
             },
         }
+        entry["front_ellipse"] = _front_ellipse(
+            r, g, ref_conditions[1][r_mask], gen_conditions[1][g_mask]
+        )
         slices = _per_slice(r, g, ref_conditions[1][r_mask], gen_conditions[1][g_mask])
         particles[str(code)] = entry | slices
     out: dict[str, Any] = {"particles": particles}
@@ -351,6 +372,7 @@ def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, 
                 *(percent(p[k]["max_relative_difference"]) for k in _SLICE_KEYS),
                 percent(p["pixels"].get("max_relative_difference")),
                 percent(p.get("image", {}).get("max_relative_difference")),
+                _ellipse_cell(p.get("front_ellipse")),
             )
         )
         figures.append(
@@ -392,6 +414,13 @@ def section(evaluation: Evaluation, labels: Labels, out_dir: Path) -> dict[str, 
     return {"rows": rows, "figures": figures, "separability": separability}
 
 
+def _ellipse_cell(ellipse: dict[str, Any] | None) -> str:
+    if ellipse is None:  # a metrics.json written before the ellipse was measured
+        return "—"
+    o = ellipse["overall"]
+    return " / ".join(f"{sig(o[f'long_{s}'])} × {sig(o[f'short_{s}'])}" for s in ("ref", "gen"))
+
+
 def summary(results: dict[str, Any]) -> dict[str, float]:
     """The seed's figures per particle and the separability, name → value
     (:meth:`~caloforge.evaluation.validations.Validation.summary`)."""
@@ -408,6 +437,10 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
             f"{name} fluctuation": p["fluctuation"]["max_relative_difference"],
             f"{name} average image": p["image"]["max_relative_difference"],
         }
+        ellipse = p["front_ellipse"]["overall"]
+        out[f"{name} first third's long axis, model / Geant4"] = (
+            ellipse["long_gen"] / ellipse["long_ref"]
+        )
     if "overall" in results.get("separability", {}):
         overall = results["separability"]["overall"]
         out |= {"γ/π⁰ AUC, Geant4": overall["auc_ref"], "γ/π⁰ AUC, model": overall["auc_gen"]}
