@@ -437,10 +437,11 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
             f"{name} fluctuation": p["fluctuation"]["max_relative_difference"],
             f"{name} average image": p["image"]["max_relative_difference"],
         }
-        ellipse = p["front_ellipse"]["overall"]
-        out[f"{name} first third's long axis, model / Geant4"] = (
-            ellipse["long_gen"] / ellipse["long_ref"]
-        )
+        ellipse = p.get("front_ellipse", {}).get("overall", {})  # older files: none
+        if ellipse.get("long_gen") is not None:
+            out[f"{name} first third's long axis, model / Geant4"] = (
+                ellipse["long_gen"] / ellipse["long_ref"]
+            )
     if "overall" in results.get("separability", {}):
         overall = results["separability"]["overall"]
         out |= {"γ/π⁰ AUC, Geant4": overall["auc_ref"], "γ/π⁰ AUC, model": overall["auc_gen"]}
