@@ -10,7 +10,7 @@ from caloforge.data.transforms import EnergyParts
 from caloforge.detectors import builtin_detectors, load_detector
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family, load_model
-from caloforge.models.common import partition
+from caloforge.models.common import part_layers, partition
 from caloforge.models.energy_first import (
     EnergyFirst,
     EnergyFirstConfig,
@@ -287,7 +287,7 @@ def test_ring_tokens_map_each_ring_by_its_own_weights(name):
     except CaloforgeError:
         pytest.skip(f"{name} has no parts")
     kinds = ring_kinds(detector, assigned)
-    layers = detector.cell_layer[np.unique(assigned, return_index=True)[1]]
+    layers = part_layers(detector, assigned)
     for layer in np.unique(layers):  # each layer's rings from its middle out
         np.testing.assert_array_equal(kinds[layers == layer], np.arange((layers == layer).sum()))
     field = PartTransformer(assigned, 3, 8, 1, 2, kinds=kinds)

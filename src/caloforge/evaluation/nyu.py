@@ -150,10 +150,15 @@ def _relative_std(energy: np.ndarray) -> np.ndarray:
     return np.divide(energy.std(axis=0), mean, out=np.full(mean.shape, np.nan), where=mean > 0)
 
 
+def _energy_edges(ref_in: np.ndarray) -> np.ndarray:
+    """The edges of ``ENERGY_BINS`` bins of E_in of equal reference population."""
+    return np.quantile(ref_in, np.linspace(0, 1, ENERGY_BINS + 1))
+
+
 def _response(ref_in, ref_out, gen_in, gen_out, rng) -> dict[str, Any]:
     r, g = ref_out / ref_in, gen_out / gen_in
     bins = []
-    energy_edges = np.quantile(ref_in, np.linspace(0, 1, ENERGY_BINS + 1))
+    energy_edges = _energy_edges(ref_in)
     for lo, hi in pairwise(energy_edges):
         r_in, g_in = (ref_in >= lo) & (ref_in <= hi), (gen_in >= lo) & (gen_in <= hi)
         if g_in.any():
@@ -182,7 +187,7 @@ def _response(ref_in, ref_out, gen_in, gen_out, rng) -> dict[str, Any]:
 def _front_ellipse(ref: dict, gen: dict, ref_in: np.ndarray, gen_in: np.ndarray) -> dict:
     """Median long and short axis (mm) of the first third's energy ellipse, the separability's
     widths: overall and per E_in bin (``ENERGY_BINS`` of equal reference population)."""
-    edges = np.quantile(ref_in, np.linspace(0, 1, ENERGY_BINS + 1))
+    edges = _energy_edges(ref_in)
     rows = []
     for lo, hi in [(edges[0], edges[-1]), *pairwise(edges)]:
         row: dict[str, Any] = {"energy_mev": [float(lo), float(hi)]}
@@ -255,7 +260,7 @@ def separability(
         "ref": (model.predict_proba(ref_x[test])[:, 1], ref_pi0[test], ref_energy[test]),
         "gen": (model.predict_proba(gen_x)[:, 1], gen_pi0, gen_energy),
     }
-    edges = np.quantile(ref_energy, np.linspace(0, 1, ENERGY_BINS + 1))
+    edges = _energy_edges(ref_energy)
     rows = []
     for k, (lo, hi) in enumerate([(edges[0], edges[-1]), *pairwise(edges)]):
         row: dict[str, Any] = {"energy_mev": [float(lo), float(hi)]}

@@ -36,6 +36,7 @@ __all__ = [
     "fit_axis",
     "gradient_penalty",
     "mlp",
+    "part_layers",
     "partition",
     "require_conditions",
     "seeded_generator",
@@ -369,6 +370,11 @@ def partition(
         [i * (len(edges) + 1) + _rings(detector, layer, edges) for i, layer in enumerate(layers)]
     )
     return np.searchsorted(np.unique(parts), parts)
+
+
+def part_layers(detector, parts: np.ndarray) -> np.ndarray:
+    """(n_parts,) the readout layer of every part of ``partition``'s ``parts``."""
+    return detector.cell_layer[np.unique(parts, return_index=True)[1]]
 
 
 def _rings(detector, layer, edges: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ from caloforge.detectors import detector_from_yaml
 from caloforge.errors import CaloforgeError
 from caloforge.evaluation.observables import RING_EDGES
 from caloforge.models.base import TrainBatch
-from caloforge.models.common import partition, shard_rand, shard_randn
+from caloforge.models.common import part_layers, partition, shard_rand, shard_randn
 from caloforge.models.flow_matching import (
     BAND_DECADES,
     CALIBRATION,
@@ -203,7 +203,7 @@ class EnergyFirst(_ShowerFlow):
         parts = partition(detector, config.rings, layer_rings=config.layer_rings)
         groups = None
         if config.layer_rings and config.chain == "layers":
-            groups = detector.cell_layer[np.unique(parts, return_index=True)[1]].tolist()
+            groups = part_layers(detector, parts).tolist()
         band = None
         if config.fill == "occupancy":
             if not (config.counts and config.empty == "band"):
@@ -328,19 +328,12 @@ class PartTransformer(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         embedding = self.embed(torch.cat([c, time_features(t, self.frequencies)], dim=1))
         tokens = self.tokens(x)
-        if len(self.inp) == 1:  # one kind: every part through the same maps, in order
-            h = self.inp[0](tokens)
-        else:
-            pieces = zip(self.inp, self.kinds, self.sizes)
-            h = torch.cat([inp(tokens[:, parts, :n]) for inp, parts, n in pieces], dim=1)
-            h = h[:, self.unorder]
-        h = h + self.part + embedding[:, None]
+        pieces = zip(self.inp, self.kinds, self.sizes)
+        h = torch.cat([inp(tokens[:, parts, :n]) for inp, parts, n in pieces], dim=1)
+        h = h[:, self.unorder] + self.part + embedding[:, None]
         for block in self.blocks:
             h = block(h, embedding)
-        h = self.norm(h)
-        if len(self.out) == 1:
-            return self.cells(self.out[0](h))
-        h, out, start = h[:, self.order], [], 0
+        h, out, start = self.norm(h)[:, self.order], [], 0
         for head, parts, n in zip(self.out, self.kinds, self.sizes):
             piece = head(h[:, start : start + len(parts)])
             out.append(nn.functional.pad(piece, (0, self.size - n)))
@@ -351,9 +344,8 @@ class PartTransformer(nn.Module):
 def ring_kinds(detector, parts: np.ndarray) -> np.ndarray:
     """Each part's ring within its layer (0 the innermost), for parts cut by ``partition`` with
     ``layer_rings``: the parts of one layer are numbered from its middle outwards."""
-    first = np.unique(parts, return_index=True)[1]
-    layer = detector.cell_layer[first]
-    return np.arange(len(first)) - np.searchsorted(layer, layer)
+    layer = part_layers(detector, parts)
+    return np.arange(len(layer)) - np.searchsorted(layer, layer)
 
 
 class _AttentionBlock(nn.Module):
