@@ -86,6 +86,17 @@ def test_card_holds_no_absolute_path(name):
         assert prefix not in text, f"{name}'s card holds a path under {prefix}"
 
 
+@pytest.mark.parametrize("name", pretrained_models())
+def test_files_beside_the_weights_hold_no_absolute_path(name):
+    # The training records its data's path for --resume; a shipped model keeps the file's name.
+    config = json.loads((resolve_model(name) / "config.json").read_text())
+    assert "/" not in config["training"]["data"]["path"]
+    for path in resolve_model(name).glob("*.json*"):
+        text = path.read_text()
+        for prefix in ABSOLUTE:
+            assert prefix not in text, f"{path.name} of {name} holds a path under {prefix}"
+
+
 def shipped(path: str, patterns: list[str]) -> bool:
     """Whether a setuptools package-data glob (relative to the package) takes this file."""
     target = PurePosixPath(path)

@@ -14,6 +14,12 @@ def test_the_frontier_and_nyu_models_ship():
     assert nyu <= set(pretrained_models())
     assert load_model("lcd-ecal-lstm").config.output == "mixture"  # the stochastic one
     assert load_model("lcd-ecal-lstm-l2").config.output == "l2"  # the seed's
+    energy_first = load_model("lcd-ecal-ef").config  # the layers' breakdown, a token per ring
+    assert (energy_first.family, energy_first.tokens, energy_first.layer_rings) == (
+        "energy-first",
+        "rings",
+        False,
+    )
 
 
 def test_the_atlas_models_ship():
