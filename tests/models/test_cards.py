@@ -80,18 +80,11 @@ def test_card_gives_the_commands_that_trained_and_measured_the_model(name):
 
 
 @pytest.mark.parametrize("name", pretrained_models())
-def test_card_holds_no_absolute_path(name):
-    text = card(name)
-    for prefix in ABSOLUTE:
-        assert prefix not in text, f"{name}'s card holds a path under {prefix}"
-
-
-@pytest.mark.parametrize("name", pretrained_models())
-def test_files_beside_the_weights_hold_no_absolute_path(name):
+def test_card_and_files_beside_the_weights_hold_no_absolute_path(name):
     # The training records its data's path for --resume; a shipped model keeps the file's name.
     config = json.loads((resolve_model(name) / "config.json").read_text())
     assert "/" not in config["training"]["data"]["path"]
-    for path in resolve_model(name).glob("*.json*"):
+    for path in [resolve_model(name) / "README.md", *resolve_model(name).glob("*.json*")]:
         text = path.read_text()
         for prefix in ABSOLUTE:
             assert prefix not in text, f"{path.name} of {name} holds a path under {prefix}"
